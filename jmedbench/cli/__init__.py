@@ -1,0 +1,54 @@
+"""The ``jmedbench`` command. Each sub-command lives in its own module with a
+``register(subparsers)`` function; user mistakes become one line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from jmedbench import __version__
+from jmedbench.cli.common import err_console
+from jmedbench.errors import UserError
+
+COMMAND_MODULES = [
+    "jmedbench.cli.listing",
+    "jmedbench.cli.run",
+]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake exits 2 with one line (argparse's own rule) and a hint."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        err_console.print(f"[red]error:[/red] {self.prog}: {message} (see {self.prog} --help)",
+                          highlight=False)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="jmedbench", description="Benchmark segmentation models by the bone "
+                    "mineral density measured from their masks.")
+    parser.add_argument("--version", action="version", version=f"jmedbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/yellow]")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Shared CLI pieces: consoles, JSON output, the store option."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import Any
+
+from rich.console import Console
+
+from jmedbench.store import clean_nan
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def print_json(value: Any) -> None:
+    """Machine output on stdout: strict JSON (NaN -> null), nothing else on stdout."""
+    sys.stdout.write(json.dumps(clean_nan(value), indent=2, default=str) + "\n")
+
+
+def add_store_option(parser) -> None:
+    parser.add_argument("--store", metavar="PATH",
+                        help="results store (SQLite); default $JMEDBENCH_STORE or "
+                             "~/.local/share/jmedbench/results.sqlite")
+
+
+def add_json_option(parser) -> None:
+    parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return f"{value:.{digits}f}" if abs(value) < 1e4 else f"{value:.4g}"
+    return str(value)

@@ -1,0 +1,161 @@
+"""One run: train one model with one strategy on one dataset, score it, store it."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from jmedbench import provenance
+from jmedbench.config import RunConfig
+from jmedbench.data import Dataset, Evaluation, stack_slices
+from jmedbench.engine.build import (NUM_CLASSES, build_dataset, build_model, build_strategy,
+                                    check_strategy_options)
+from jmedbench.engine.determinism import seed_everything
+from jmedbench.engine.evaluate import aggregate, dataset_metrics, image_metric_rows
+from jmedbench.engine.preprocess import hu_to_input
+from jmedbench.engine.progress import Reporter
+from jmedbench.engine.train import predict, train_supervised
+from jmedbench.errors import UserError
+from jmedbench.registry import Registry
+from jmedbench.store import Store
+from jmedbench.strategy import TrainContext
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    metrics: dict[str, Any]
+    timings: dict[str, float]
+    details: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - t0, 4)
+
+
+def validate(registry: Registry, cfg: RunConfig) -> None:
+    """Every name in the config exists, before anything runs or is stored."""
+    registry.model(cfg.model, cfg.backend)
+    check_strategy_options(registry, cfg.strategy, cfg.strategy_options)
+    registry.dataset(cfg.dataset.partition(":")[0])
+
+
+def predict_subjects(model: torch.nn.Module, images: list[np.ndarray], batch_size: int
+                     ) -> list[np.ndarray]:
+    return [predict(model, torch.from_numpy(hu_to_input(img)), batch_size) for img in images]
+
+
+def evaluate_split(model: torch.nn.Module, dataset: Dataset, split: str, registry: Registry,
+                   cfg: RunConfig, reporter: Reporter) -> tuple[list, dict[str, Any], Evaluation]:
+    subjects = dataset.split(split)
+    reporter.start(f"predict {split}", len(subjects))
+    predictions = []
+    for subject in subjects:
+        predictions.extend(predict_subjects(model, [subject.image], cfg.eval.batch_size))
+        reporter.advance(f"predict {split}")
+    image_metrics = [m for m in registry.specs("metrics") if m.scope == "image"]
+    rows = image_metric_rows(split, subjects, predictions, image_metrics, NUM_CLASSES)
+    prefix = "" if split == "test" else f"{split}_"
+    metrics = aggregate(rows, image_metrics, NUM_CLASSES, prefix=prefix)
+    evaluation = Evaluation(subjects, predictions, context={"split": split})
+    return rows, metrics, evaluation
+
+
+def execute(registry: Registry, cfg: RunConfig, store: Store, reporter: Reporter | None = None,
+            matrix_key: str | None = None) -> RunResult:
+    """Run one configuration and store it. User mistakes raise UserError before anything is
+    stored; a failure after the run began is stored as ``failed`` with its error, then raised."""
+    reporter = reporter or Reporter()
+    validate(registry, cfg)
+    timer = Timer()
+    run_id = store.begin_run(cfg.to_dict(), provenance.collect(registry), matrix_key=matrix_key)
+    try:
+        result = _execute(registry, cfg, reporter, timer, run_id)
+    except BaseException as exc:
+        message = f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, (UserError, KeyboardInterrupt)):
+            message += "\n" + traceback.format_exc(limit=8)
+        store.fail_run(run_id, message, timer.seconds)
+        raise
+    with timer.stage("store"):
+        store.finish_run(run_id, metrics=result.metrics, timings=timer.seconds,
+                         details=result.details, image_rows=result.details.pop("_rows"))
+    result.timings = timer.seconds
+    result.warnings += registry.notify_run_finished(store.get_run(run_id))
+    return result
+
+
+def _execute(registry: Registry, cfg: RunConfig, reporter: Reporter, timer: Timer,
+             run_id: str) -> RunResult:
+    seed_everything(cfg.seed)
+    with timer.stage("data"):
+        dataset = build_dataset(registry, cfg)
+        train_images, train_labels = stack_slices(dataset.split("train"))
+        unlabelled = (stack_slices(dataset.split("unlabelled"))[0]
+                      if dataset.has_split("unlabelled") else None)
+    with timer.stage("build"):
+        model, spec = build_model(registry, cfg)
+        strategy = build_strategy(registry, cfg.strategy, cfg.strategy_options)
+    inputs = torch.from_numpy(hu_to_input(train_images))
+    labels = torch.from_numpy(train_labels)
+    ctx = TrainContext(train_images=train_images, train_labels=train_labels,
+                       unlabelled_images=unlabelled, seed=cfg.seed,
+                       options=cfg.strategy_options, model_spec=spec,
+                       progress=reporter.callback,
+                       to_input=lambda hu: torch.from_numpy(hu_to_input(hu)))
+    with timer.stage("pretrain"):
+        strategy.pretrain(model, ctx)
+    model = strategy.prepare_model(model, ctx)
+    with timer.stage("train"):
+        trained = train_supervised(model, strategy, inputs, labels, cfg.train, cfg.seed,
+                                   NUM_CLASSES, reporter)
+    rows: list = []
+    metrics: dict[str, Any] = {}
+    details: dict[str, Any] = {"train": {"steps": trained.steps, "losses": trained.losses,
+                                         "images_per_second": trained.images_per_second,
+                                         "class_weights": trained.class_weights},
+                               "budget": ctx.budget, "strategy": strategy.describe(),
+                               "dataset": dataset.summary(),
+                               "params": sum(p.numel() for p in model.parameters())}
+    warnings: list[str] = []
+    dataset_level = [m for m in registry.specs("metrics") if m.scope == "dataset"]
+    evaluations: dict[str, Evaluation] = {}
+    with timer.stage("evaluate"):
+        for split in ("test", "shift"):
+            if not dataset.has_split(split):
+                continue
+            split_rows, split_metrics, evaluation = evaluate_split(
+                model, dataset, split, registry, cfg, reporter)
+            rows += split_rows
+            metrics.update(split_metrics)
+            evaluations[split] = evaluation
+            prefix = "" if split == "test" else f"{split}_"
+            extra, problems = dataset_metrics(evaluation, dataset_level, prefix)
+            metrics.update(extra)
+            warnings += problems
+    if cfg.eval.robustness:
+        from jmedbench.robustness import evaluate_robustness
+        with timer.stage("robustness"):
+            robust = evaluate_robustness(model, evaluations["test"], registry, cfg, reporter)
+        metrics.update(robust.pop("summary"))
+        details["robustness"] = robust
+    details["_rows"] = rows
+    details["warnings"] = warnings
+    return RunResult(run_id=run_id, metrics=metrics, timings=timer.seconds, details=details,
+                     warnings=warnings)

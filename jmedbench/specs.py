@@ -1,0 +1,116 @@
+"""The small dataclasses a plugin returns from its hooks: one per model, dataset, strategy,
+metric and corruption. The registry reads nothing else from a plugin.
+
+Everything that crosses a spec boundary is numpy (images float32 in HU, label maps uint8 with
+0 background, 1 cortical, 2 cancellous) except models and strategies, which own a framework.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+# A search space entry, as Optuna understands it: ("float", low, high, log) / ("int", low, high)
+# / ("categorical", [choices]).
+SearchSpace = dict[str, tuple]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A segmentation architecture.
+
+    ``factory(in_channels=1, num_classes=3, **kwargs)`` returns a module that maps
+    (B, in_channels, H, W) float32 to logits (B, num_classes, H, W) at the input size, for any H
+    and W that are multiples of ``input_multiple`` and at least ``min_size``. A model that also
+    has ``encode(x) -> Tensor (B, C, h, w)`` (its deepest encoder stage) sets ``has_encoder``,
+    which the self-supervised strategies need.
+    """
+
+    name: str
+    factory: Callable[..., Any]
+    family: str
+    description: str
+    citation: str
+    tags: tuple[str, ...] = ()
+    backend: str = "torch"
+    input_multiple: int = 32
+    min_size: int = 32
+    has_encoder: bool = False
+    defaults: dict[str, Any] = field(default_factory=dict)
+    search_space: SearchSpace = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A source of subjects.
+
+    ``factory(seed=..., image_size=..., **options)`` returns a :class:`jmedbench.data.Dataset`.
+    A dataset that takes an argument from its name (``nifti:/path/to/dir``) names the keyword
+    it is passed as in ``argument``.
+    """
+
+    name: str
+    factory: Callable[..., Any]
+    description: str
+    citation: str = ""
+    tags: tuple[str, ...] = ()
+    argument: str | None = None
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """A training strategy. ``factory(**options)`` returns a :class:`jmedbench.strategy.Strategy`.
+
+    Strategies named with ``+`` (``ssl+stn``) are composed by the registry from their parts;
+    ``components`` names the parts a registered composite stands for (``sas`` = ssl, stn, aug).
+    """
+
+    name: str
+    factory: Callable[..., Any]
+    description: str
+    citation: str = ""
+    components: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric.
+
+    scope ``image``: ``compute(pred, target, num_classes, spacing)`` with (H, W) integer label
+    maps returns an array of shape (num_classes,) with one value per class (NaN where the
+    metric is undefined for that class on that image, see ``empty_rule``).
+
+    scope ``dataset``: ``compute(evaluation)`` with a :class:`jmedbench.data.Evaluation`
+    (subjects with their predicted label maps) returns a flat dict of named floats.
+    """
+
+    name: str
+    compute: Callable[..., Any]
+    scope: Literal["image", "dataset"]
+    description: str
+    higher_is_better: bool = True
+    citation: str = ""
+    unit: str = ""
+    empty_rule: str = ""
+
+
+@dataclass(frozen=True)
+class CorruptionSpec:
+    """An image corruption with severities 1..``severities`` (0 is the identity).
+
+    ``apply(image, label, severity, rng)`` takes a (H, W) float32 HU image, its (H, W) uint8
+    label map and a ``numpy.random.Generator`` and returns both, same shapes and dtypes. A
+    corruption that moves pixels (``geometric``) moves the label map with them (nearest
+    neighbour). ``density`` says how BMD is scored on its output: ``hu`` (HU preserved),
+    ``recalibrate`` (HU rebuilt from reference tissues) or ``not_applicable``.
+    """
+
+    name: str
+    family: str
+    apply: Callable[..., Any]
+    description: str
+    citation: str = ""
+    severities: int = 5
+    geometric: bool = False
+    density: Literal["hu", "recalibrate", "not_applicable"] = "hu"

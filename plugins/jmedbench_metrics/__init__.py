@@ -1,0 +1,25 @@
+"""First-party metrics: overlap per image and class (this module), density in
+:mod:`jmedbench_metrics.density`."""
+
+from jmedbench.hookspecs import hookimpl
+from jmedbench.specs import MetricSpec
+
+from jmedbench_metrics.overlap import accuracy, dice, iou, recall
+
+EMPTY_RULE = ("truth and prediction both empty for a class: NaN (undefined, excluded from the "
+              "mean and counted); truth empty but prediction not: 0")
+
+
+@hookimpl
+def jmedbench_metrics():
+    return [
+        MetricSpec("dice", dice, "image", "Dice similarity coefficient 2|P∩T|/(|P|+|T|)",
+                   citation="Dice, Ecology 26(3), 1945", empty_rule=EMPTY_RULE),
+        MetricSpec("iou", iou, "image", "Intersection over union |P∩T|/|P∪T| (Jaccard)",
+                   citation="Jaccard, New Phytologist 11(2), 1912", empty_rule=EMPTY_RULE),
+        MetricSpec("recall", recall, "image", "Sensitivity |P∩T|/|T|",
+                   empty_rule="truth empty: NaN"),
+        MetricSpec("accuracy", accuracy, "image",
+                   "Pixel accuracy per class (TP+TN)/all, one-vs-rest",
+                   empty_rule="always defined"),
+    ]
