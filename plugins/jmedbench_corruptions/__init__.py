@@ -1,0 +1,1 @@
+"""First-party plugin jmedbench_corruptions (being written)."""

@@ -1,0 +1,1 @@
+"""First-party plugin jmedbench_ctio (being written)."""
