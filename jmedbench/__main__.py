@@ -1,0 +1,5 @@
+import sys
+
+from jmedbench.cli import main
+
+sys.exit(main())

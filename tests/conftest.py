@@ -1,0 +1,39 @@
+"""Shared fixtures: an isolated results store per test, the real registry of installed plugins."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data" / "totalseg_example"
+
+
+@pytest.fixture(autouse=True)
+def isolated_store(tmp_path, monkeypatch):
+    """No test writes to the user's store."""
+    path = tmp_path / "results.sqlite"
+    monkeypatch.setenv("JMEDBENCH_STORE", str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def registry():
+    from jmedbench.registry import get_registry
+    return get_registry()
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the installed command as a user would, in a subprocess."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "jmedbench", *args], capture_output=True,
+                          text=True, env=full_env, timeout=timeout)
+
+
+@pytest.fixture
+def cli():
+    return run_cli

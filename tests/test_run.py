@@ -1,0 +1,92 @@
+"""A run end to end: metrics stored with provenance, determinism, and bad input from the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from jmedbench.config import build_config
+from jmedbench.engine.run import execute
+from jmedbench.store import Store
+
+TINY = {"train.steps": 20, "data.image_size": 32}
+
+
+def tiny_config(**overrides):
+    return build_config("quick", overrides={**TINY, **overrides})
+
+
+def test_run_stores_metrics_provenance_and_per_image_rows(registry, tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    result = execute(registry, tiny_config(seed=1), store)
+    record = store.get_run(result.run_id)
+    assert record["status"] == "completed"
+    assert 0.0 <= record["metrics"]["dice"] <= 1.0
+    assert "shift_dice" in record["metrics"]             # cross-site split scored too
+    prov = record["provenance"]
+    assert {"python", "torch", "jmedbench"} <= set(prov["versions"])
+    assert prov["plugins"]["zoo"]["distribution"] == "jmedbench"
+    assert prov["host"] and "git_commit" in prov
+    assert set(record["timings"]) >= {"data", "train", "evaluate"}
+    images = store.image_metrics(result.run_id)
+    assert images and {"dice", "iou"} <= set(images[0])
+    n_test = record["metrics"]["images"]
+    assert sum(1 for r in images if r["split"] == "test") == n_test
+
+
+def test_same_config_and_seed_give_identical_metrics(registry, tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    a = execute(registry, tiny_config(seed=5), store).metrics
+    b = execute(registry, tiny_config(seed=5), store).metrics
+    c = execute(registry, tiny_config(seed=6), store).metrics
+    assert a == b
+    assert a != c
+
+
+def test_cli_run_json_quick(cli, tmp_path):
+    out = cli("run", "--model", "unet", "--strategy", "baseline", "--profile", "quick",
+              "--steps", "10", "--json", "--store", str(tmp_path / "s.sqlite"))
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert "dice" in data and data["run_id"]
+    shown = cli("show", data["run_id"], "--json", "--store", str(tmp_path / "s.sqlite"))
+    assert json.loads(shown.stdout)["metrics"]["dice"] == data["dice"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--model", "unte"], "unknown model 'unte': did you mean unet?"),
+    (["run", "--strategy", "baselin"], "unknown strategy 'baselin': did you mean baseline?"),
+    (["run", "--dataset", "phantm"], "unknown dataset 'phantm': did you mean phantom?"),
+    (["run", "--profile", "quik"], "unknown profile 'quik': did you mean quick?"),
+    (["show", "no-such-run"], "run id 'no-such-run' not found"),
+    (["list", "modles"], "invalid choice: 'modles'"),
+])
+def test_bad_input_is_one_line_exit_2(cli, args, message):
+    out = cli(*args)
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+    assert out.stdout == ""
+
+
+def test_bad_config_key_exit_2(cli, tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text("[train]\nstpes = 1\n")
+    out = cli("run", "--config", str(f))
+    assert out.returncode == 2 and "did you mean 'steps'" in out.stderr and str(f) in out.stderr
+
+
+def test_unwritable_store_exit_2_and_nothing_lost(cli, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("keep me")
+    out = cli("run", "--profile", "quick", "--store", str(blocker / "s.sqlite"))
+    assert out.returncode == 2 and "cannot open" in out.stderr
+    assert blocker.read_text() == "keep me"
+
+
+def test_list_json(cli):
+    out = cli("list", "models", "unet*", "--json")
+    assert out.returncode == 0
+    names = [row["name"] for row in json.loads(out.stdout)]
+    assert "unet" in names and all(n.startswith("unet") for n in names)
