@@ -1,19 +1,47 @@
-"""The Johnson-Su distribution (scipy's parameterisation) and its mode.
+"""The Johnson-Su distribution (scipy's parameterisation): its mode and a fast maximum-likelihood
+fit.
 
-z = a + b * asinh((x - loc) / scale) ~ N(0, 1). With w = asinh((x - loc) / scale), the density
-in x is proportional to exp(-z^2 / 2) / cosh(w); setting its derivative to zero gives
+z = a + b * asinh((x - loc) / scale) ~ N(0, 1), b > 0, scale > 0. With u = (x - loc) / scale and
+w = asinh(u), the log-density is
 
-    tanh(w) + b * (a + b * w) = 0,
+    log f(x) = log b - log scale - log(2 pi) / 2 - log(1 + u^2) / 2 - (a + b w)^2 / 2.
 
-whose left side is strictly increasing in w (derivative sech^2(w) + b^2 > 0), so the root is
-unique, and since |tanh| < 1 it lies in [-a/b - 1/b^2, -a/b + 1/b^2].
+Mode. Setting the derivative of log f to zero gives tanh(w) + b * (a + b * w) = 0, whose left
+side is strictly increasing in w (derivative sech^2(w) + b^2 > 0), so the root is unique, and
+since |tanh| < 1 it lies in [-a/b - 1/b^2, -a/b + 1/b^2].
+
+Fit. For fixed (loc, scale) the w_i are fixed and the likelihood in (a, b) is that of a normal
+sample: it is maximised by b = 1 / sd(w), a = -mean(w) / sd(w) (sd with divisor n). Putting
+these back leaves the *profile* log-likelihood of two parameters (loc, eta = log scale):
+
+    l_p = -n eta - (n / 2) log v(w) - sum log(1 + u_i^2) / 2 - n (log(2 pi) + 1) / 2,
+
+v(w) the variance of the w_i. Its maximum is the full four-parameter maximum. We maximise it
+with Newton's method (analytic gradient and Hessian, backtracking line search) from the
+percentile estimate of Slifker & Shapiro (1980). All sums run over distinct values with their
+counts (``np.bincount``): CT values are integers, so a 500k-pixel sample has a few thousand
+distinct values and the weighted sum *is* the sample log-likelihood, exactly. Non-integer data
+are rounded to a grid of ``bin_width`` (see :func:`fit_johnson_su`).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
+import numpy as np
 from scipy.optimize import brentq
+from scipy.stats import norm
+
+LOG_2PI = math.log(2 * math.pi)
+
+# Slifker & Shapiro (1980) use the percentiles at +-z and +-3z; z = 0.524 puts them at about
+# the 5th, 30th, 70th and 95th percentiles, robust to a few stray values in the tails.
+SLIFKER_SHAPIRO_Z = 0.524
+# At most this many bins when rounding non-integer data; beyond it np.unique is used instead.
+MAX_BINS = 4_000_000
+# Newton runs from at most this many starting points (best first) until one converges.
+MAX_STARTS = 4
 
 
 def johnson_su_mode(a: float, b: float, loc: float, scale: float) -> float:
@@ -34,3 +62,322 @@ def johnson_su_mode(a: float, b: float, loc: float, scale: float) -> float:
     else:
         w = brentq(g, lo, hi, xtol=1e-14, rtol=1e-15, maxiter=200)
     return loc + scale * math.sinh(w)
+
+
+def johnson_su_logpdf(x: np.ndarray, a: float, b: float, loc: float, scale: float) -> np.ndarray:
+    """log f(x), the same numbers as ``scipy.stats.johnsonsu.logpdf`` (no scipy overhead)."""
+    u = (np.asarray(x, dtype=np.float64) - loc) / scale
+    z = a + b * np.arcsinh(u)
+    return math.log(b) - math.log(scale) - 0.5 * LOG_2PI - 0.5 * np.log1p(u * u) - 0.5 * z * z
+
+
+@dataclass
+class JohnsonSuFit:
+    """A maximum-likelihood Johnson-Su fit (scipy's parameters a, b, loc, scale).
+
+    loglik: the sample log-likelihood sum(log f(x_i)) of the values as given (comparable with
+    ``-scipy.stats.johnsonsu.nnlf``). iterations: Newton steps taken. bin_width: the grid the
+    values were rounded to for the optimisation (1.0 on integer data: no rounding at all;
+    None: distinct values used as they are). centres/counts: the distinct values and counts
+    the likelihood was summed over (for diagnostics and plots).
+    """
+
+    a: float
+    b: float
+    loc: float
+    scale: float
+    loglik: float
+    n: int
+    converged: bool
+    iterations: int
+    message: str
+    bin_width: float | None = None
+    distinct_values: int = 0
+    centres: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    counts: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+
+    @property
+    def mode(self) -> float:
+        return johnson_su_mode(self.a, self.b, self.loc, self.scale)
+
+    @property
+    def params(self) -> tuple[float, float, float, float]:
+        """(a, b, loc, scale), in the order of ``scipy.stats.johnsonsu``."""
+        return (self.a, self.b, self.loc, self.scale)
+
+    def pdf(self, x: np.ndarray) -> np.ndarray:
+        return np.exp(johnson_su_logpdf(x, *self.params))
+
+    def cdf(self, x: np.ndarray) -> np.ndarray:
+        u = (np.asarray(x, dtype=np.float64) - self.loc) / self.scale
+        return norm.cdf(self.a + self.b * np.arcsinh(u))
+
+    def quantile(self, p: np.ndarray | float) -> np.ndarray:
+        z = norm.ppf(p)
+        return self.loc + self.scale * np.sinh((z - self.a) / self.b)
+
+    def to_dict(self) -> dict:
+        return {"a": self.a, "b": self.b, "loc": self.loc, "scale": self.scale,
+                "mode": self.mode, "loglik": self.loglik, "n": self.n,
+                "converged": self.converged, "iterations": self.iterations,
+                "message": self.message, "bin_width": self.bin_width,
+                "distinct_values": self.distinct_values}
+
+
+# -- data reduction ------------------------------------------------------------------------------
+
+def weighted_values(values: np.ndarray, bin_width: float | str | None = "auto"
+                    ) -> tuple[np.ndarray, np.ndarray, float | None, bool]:
+    """Distinct (rounded) values and their counts: (centres, counts, bin width used, whether
+    the centres are the values themselves, i.e. nothing was rounded).
+
+    ``bin_width``: "auto" = exact for integer data (width 1 on the integers: no rounding at
+    all), else min(1, IQR / 256) in the values' unit; a number = round to that grid; None =
+    the distinct values as they are (exact, slower for continuous data).
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    if bin_width is None:
+        centres, counts = np.unique(x, return_counts=True)
+        return centres, counts.astype(np.float64), None, True
+    integers = bool(np.array_equal(x, np.rint(x)))
+    if bin_width == "auto":
+        lo, hi = float(x.min()), float(x.max())
+        if integers:
+            width = 1.0
+        else:
+            q25, q75 = np.percentile(x, [25, 75])
+            width = min(1.0, float(q75 - q25) / 256.0) or min(1.0, (hi - lo) / 256.0) or 1.0
+    else:
+        width = float(bin_width)
+        if not width > 0:
+            raise ValueError(f"bin_width must be > 0, 'auto' or None (got {bin_width!r})")
+    exact = integers and width == 1.0
+    k = np.rint(x / width)
+    kmin, kmax = k.min(), k.max()
+    if kmax - kmin + 1 > MAX_BINS:  # far outliers: a dense bincount would be huge
+        keys, counts = np.unique(k, return_counts=True)
+        return keys * width, counts.astype(np.float64), width, exact
+    counts = np.bincount((k - kmin).astype(np.int64))
+    occupied = np.flatnonzero(counts)
+    return (occupied + kmin) * width, counts[occupied].astype(np.float64), width, exact
+
+
+# -- the profile likelihood and its derivatives -----------------------------------------------
+
+def _profile(theta: np.ndarray, x: np.ndarray, c: np.ndarray, n: float, order: int = 2):
+    """l_p(loc, eta) and, for order >= 1, its gradient and (order 2) Hessian."""
+    loc, eta = theta
+    s = math.exp(eta)
+    u = (x - loc) / s
+    uu = u * u
+    w = np.arcsinh(u)
+    m = (c @ w) / n
+    d = w - m
+    v = (c @ (d * d)) / n
+    if not (v > 0 and np.isfinite(v)):
+        return -np.inf, None, None
+    value = -n * eta - 0.5 * n * math.log(v) - 0.5 * (c @ np.log1p(uu)) - 0.5 * n * (LOG_2PI + 1)
+    if order == 0:
+        return value, None, None
+    r = 1.0 / np.sqrt(1.0 + uu)          # dw/du
+    q = u / (1.0 + uu)                   # d/du of log(1 + u^2) / 2
+    # du/dloc = -1/s, du/deta = -u; second: d2u/dloc2 = 0, d2u/dloc deta = 1/s, d2u/deta2 = u
+    u_l, u_e = -1.0 / s, -u
+    w_l, w_e = r * u_l, r * u_e
+    v_l = 2.0 / n * (c @ (d * w_l))
+    v_e = 2.0 / n * (c @ (d * w_e))
+    grad = np.array([
+        -0.5 * n * v_l / v - (c @ q) * u_l,
+        -n - 0.5 * n * v_e / v - c @ (q * u_e),
+    ])
+    if order == 1:
+        return value, grad, None
+    r_u = -u * r ** 3                    # d2w/du2
+    q_u = (1.0 - uu) / (1.0 + uu) ** 2   # d2/du2 of log(1 + u^2) / 2
+    w_ll = r_u * u_l * u_l
+    w_le = r * (1.0 / s) + r_u * u_l * u_e
+    w_ee = r * u + r_u * u_e * u_e
+    m_l, m_e = (c @ w_l) / n, (c @ w_e) / n
+
+    def v2(wj, wk, wjk, mj, mk):
+        return 2.0 / n * ((c @ (wj * wk)) - n * mj * mk + (c @ (d * wjk)))
+
+    v_ll = v2(w_l, w_l, w_ll, m_l, m_l)
+    v_le = v2(w_l, w_e, w_le, m_l, m_e)
+    v_ee = v2(w_e, w_e, w_ee, m_e, m_e)
+    h_ll = -0.5 * n * (v_ll / v - v_l * v_l / v ** 2) - (c @ q_u) * u_l * u_l
+    h_le = -0.5 * n * (v_le / v - v_l * v_e / v ** 2) - (c @ (q_u * u_l * u_e + q / s))
+    h_ee = -0.5 * n * (v_ee / v - v_e * v_e / v ** 2) - (c @ (q_u * u_e * u_e + q * u))
+    return value, grad, np.array([[h_ll, h_le], [h_le, h_ee]])
+
+
+def _ab_given(theta: np.ndarray, x: np.ndarray, c: np.ndarray, n: float) -> tuple[float, float]:
+    loc, eta = theta
+    w = np.arcsinh((x - loc) / math.exp(eta))
+    m = (c @ w) / n
+    sd = math.sqrt((c @ ((w - m) ** 2)) / n)
+    return -m / sd, 1.0 / sd
+
+
+# -- starting values ---------------------------------------------------------------------------
+
+def slifker_shapiro_start(values_sorted_quantile) -> tuple[float, float, float, float] | None:
+    """Johnson-Su parameters from four percentiles (Slifker & Shapiro, Technometrics 22(2),
+    1980): x at the normal quantiles -3z, -z, z, 3z. None when the percentiles are not of the
+    unbounded (SU) type (m n / p^2 <= 1: lighter tails than the SU family)."""
+    z = SLIFKER_SHAPIRO_Z
+    x_m3, x_m1, x_p1, x_p3 = values_sorted_quantile(norm.cdf([-3 * z, -z, z, 3 * z]))
+    m, n_, p = x_p3 - x_p1, x_m1 - x_m3, x_p1 - x_m1
+    if not (m > 0 and n_ > 0 and p > 0):
+        return None
+    mp, np_ = m / p, n_ / p
+    if mp * np_ <= 1.0 + 1e-9:
+        return None
+    b = 2 * z / math.acosh(0.5 * (mp + np_))
+    a = b * math.asinh((np_ - mp) / (2 * math.sqrt(mp * np_ - 1)))
+    scale = 2 * p * math.sqrt(mp * np_ - 1) / ((mp + np_ - 2) * math.sqrt(mp + np_ + 2))
+    loc = 0.5 * (x_p1 + x_m1) + p * (np_ - mp) / (2 * (mp + np_ - 2))
+    if not all(map(math.isfinite, (a, b, loc, scale))) or scale <= 0:
+        return None
+    return a, b, loc, scale
+
+
+def _weighted_quantiles(x: np.ndarray, c: np.ndarray):
+    cum = np.cumsum(c)
+    total = cum[-1]
+
+    def q(probs):
+        idx = np.searchsorted(cum, np.asarray(probs) * total, side="left")
+        return x[np.clip(idx, 0, len(x) - 1)]
+    return q
+
+
+# -- the fit -----------------------------------------------------------------------------------
+
+def _starting_points(x: np.ndarray, c: np.ndarray, n: float, quantile, spread: float
+                     ) -> list[np.ndarray]:
+    """(loc, log scale) starts, best profile likelihood first: the Slifker-Shapiro percentile
+    estimate (when the percentiles are of SU type) and a coarse grid over the quartile range
+    and a few scales (it rescues samples near the lognormal or normal boundary, where the
+    percentile estimate does not exist)."""
+    candidates = []
+    start = slifker_shapiro_start(quantile)
+    if start is not None:
+        candidates.append(np.array([start[2], math.log(start[3])]))
+    for loc in quantile([0.1, 0.3, 0.5, 0.7, 0.9]):
+        for factor in (0.25, 1.0, 4.0):
+            candidates.append(np.array([float(loc), math.log(factor * spread)]))
+    scored = [(_profile(t, x, c, n, order=0)[0], i) for i, t in enumerate(candidates)]
+    scored = [(v, i) for v, i in scored if np.isfinite(v)]
+    scored.sort(key=lambda vi: (-vi[0], vi[1]))
+    return [candidates[i] for _, i in scored]
+
+
+def _newton(theta: np.ndarray, x: np.ndarray, c: np.ndarray, n: float, spread: float,
+            max_iterations: int, tolerance: float
+            ) -> tuple[np.ndarray, float, bool, int, str]:
+    """Maximise the profile log-likelihood from ``theta``: (theta, value, converged,
+    iterations, message)."""
+    value, grad, hess = _profile(theta, x, c, n)
+    eta_high = math.log(spread) + math.log(1e5)
+    eta_low = math.log(spread) - math.log(1e5)
+    converged, message, iterations = False, "iteration limit reached", 0
+    for iterations in range(1, max_iterations + 1):
+        # Newton on -l_p; where the Hessian is not negative definite its eigenvalues are
+        # replaced by their absolute values (a descent direction that keeps Newton's scaling).
+        eigvals, eigvecs = np.linalg.eigh(-hess)
+        if eigvals[0] > 0:
+            step = eigvecs @ ((eigvecs.T @ grad) / eigvals)
+            decrement = 0.5 * float(grad @ step)
+            if decrement < tolerance:
+                converged, message = True, "converged (Newton decrement below tolerance)"
+                iterations -= 1
+                break
+        else:
+            floor = 1e-8 * max(abs(eigvals[-1]), 1e-300)
+            step = eigvecs @ ((eigvecs.T @ grad) / np.maximum(np.abs(eigvals), floor))
+            decrement = None
+        t = 1.0  # backtracking: the first step length along the direction that gains
+        for _ in range(60):
+            trial = theta + t * step
+            trial_value = _profile(trial, x, c, n, order=0)[0]
+            if np.isfinite(trial_value) and trial_value >= value:
+                break
+            t *= 0.5
+        else:
+            # no gain possible in floating point: at the optimum when Newton said so
+            converged = decrement is not None and decrement < 1e3 * tolerance
+            message = ("converged (no further gain in floating point)" if converged else
+                       f"stopped: no ascent along the Newton direction (gradient "
+                       f"{grad[0]:.3g}, {grad[1]:.3g})")
+            break
+        theta = trial
+        value, grad, hess = _profile(theta, x, c, n)
+        if theta[1] > eta_high:
+            message = ("scale diverges: the values have lighter tails than any Johnson-Su "
+                       "(the fit tends to the normal limit)")
+            break
+        if theta[1] < eta_low:
+            message = ("scale collapses: the fit tends to the lognormal limit of the "
+                       "Johnson-Su family")
+            break
+    return theta, value, converged, iterations, message
+
+
+def fit_johnson_su(values: np.ndarray, *, bin_width: float | str | None = "auto",
+                   max_iterations: int = 100, tolerance: float = 1e-9) -> JohnsonSuFit:
+    """Maximum-likelihood Johnson-Su fit of ``values`` (any shape; NaN not allowed).
+
+    The likelihood is summed over distinct values with their counts. For integer data (CT
+    values; ``bin_width="auto"``) this is exactly the sample log-likelihood that
+    ``scipy.stats.johnsonsu.fit`` maximises. Non-integer data are rounded to a grid of width
+    ``bin_width`` (auto: min(1, IQR/256)) and each value is scored at its grid point while
+    optimising. Rounding to width h adds a uniform error of variance h^2/12 to each value, so
+    the optimised likelihood differs from the exact one by O(h^2 / scale^2) per value and the
+    maximiser moves by O(h^2 / scale) (for CT at h <= 1 HU, thousandths of a HU; measured in
+    benchmarks/bench_johnsonsu.py). The reported ``loglik`` is always that of the values as
+    given. ``bin_width=None`` optimises on the exact values (slower for continuous data).
+
+    Converged means the Newton decrement g' H^-1 g / 2 (the predicted remaining gain in
+    log-likelihood) fell below ``tolerance`` nats with a negative definite Hessian. A sample
+    with lighter tails than any Johnson-Su (e.g. uniform) drives scale to infinity (the normal
+    limit); that is reported as not converged, with the best parameters reached.
+    """
+    x_all = np.asarray(values, dtype=np.float64)
+    if x_all.size < 5:
+        raise ValueError(f"need at least 5 values to fit a Johnson-Su distribution "
+                         f"(got {x_all.size})")
+    if not np.all(np.isfinite(x_all)):
+        raise ValueError(f"values contain {int((~np.isfinite(x_all)).sum())} NaN/inf")
+    x, c, width, exact_bins = weighted_values(x_all, bin_width)
+    n = float(c.sum())
+    if len(x) < 3:
+        raise ValueError(f"need at least 3 distinct values to fit a Johnson-Su distribution "
+                         f"(got {len(x)}: {x.tolist()})")
+    quantile = _weighted_quantiles(x, c)
+    q25, q75 = quantile([0.25, 0.75])
+    spread = float(q75 - q25) or float(x[-1] - x[0])
+    starts = _starting_points(x, c, n, quantile, spread)
+    # Newton from the best start; should it end at a boundary of the family (scale -> 0 is the
+    # lognormal limit, scale -> inf the normal one) or stall, try the next-best starts and keep
+    # the best converged interior optimum.
+    best = None
+    iterations = 0
+    for theta0 in starts[:MAX_STARTS]:
+        result = _newton(theta0, x, c, n, spread, max_iterations, tolerance)
+        iterations += result[3]
+        if best is None or (result[2], result[1]) > (best[2], best[1]):
+            best = result
+        if result[2]:
+            break
+    theta, _, converged, _, message = best
+    a, b = _ab_given(theta, x, c, n)
+    loc, scale = float(theta[0]), math.exp(theta[1])
+    if exact_bins:
+        loglik = float(c @ johnson_su_logpdf(x, a, b, loc, scale))
+    else:  # report the likelihood of the values as given, not of their rounded copies
+        loglik = float(johnson_su_logpdf(x_all, a, b, loc, scale).sum())
+    return JohnsonSuFit(a=float(a), b=float(b), loc=loc, scale=scale,
+                        loglik=loglik, n=int(n), converged=bool(converged),
+                        iterations=int(iterations), message=message, bin_width=width,
+                        distinct_values=int(len(x)), centres=x, counts=c)

@@ -4,6 +4,7 @@
 from jmedbench.hookspecs import hookimpl
 from jmedbench.specs import MetricSpec
 
+from jmedbench_metrics.density import PICKHARDT_2013, bmd_agreement
 from jmedbench_metrics.overlap import accuracy, dice, iou, recall
 
 EMPTY_RULE = ("truth and prediction both empty for a class: NaN (undefined, excluded from the "
@@ -22,4 +23,13 @@ def jmedbench_metrics():
         MetricSpec("accuracy", accuracy, "image",
                    "Pixel accuracy per class (TP+TN)/all, one-vs-rest",
                    empty_rule="always defined"),
+        MetricSpec("bmd", bmd_agreement, "dataset",
+                   "BMD (Johnson-Su mode of cancellous HU) from the predicted mask against the "
+                   "ground-truth mask and the true BMD: MAE, bias, Bland-Altman limits, r, "
+                   "bone-status agreement (L1 110/160 HU), age-slope error",
+                   higher_is_better=False, unit="HU",
+                   citation="Johnson, Biometrika 36(1/2), 1949; Bland & Altman, Lancet 1986; "
+                            + PICKHARDT_2013,
+                   empty_rule="empty predicted cancellous mask: counted in bmd_failed, "
+                              "excluded from the errors"),
     ]

@@ -1,0 +1,300 @@
+"""``jmedbench density`` (BMD of one CT from a mask) and ``jmedbench cohort`` (age regressions
+of BMD per sex and site, from a CSV or from a dataset's subjects)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from rich.table import Table
+
+from jmedbench.cli.common import add_json_option, console, err_console, fmt, print_json
+from jmedbench.density.bmd import STORED_VALUE_OFFSET, bmd_from_mask
+from jmedbench.density.cohort import (CohortResult, cohort_from_masks, cohort_statistics,
+                                      read_cohort_csv)
+from jmedbench.errors import UserError
+
+MODEL_DEFAULT_SPLITS = ("val", "test", "shift")  # subjects a trained model has not seen
+
+
+def register(sub) -> None:
+    p = sub.add_parser("density", help="BMD of a CT from a mask: the mode of a Johnson-Su fit "
+                                       "to the masked HU values (the paper's Figure 6)")
+    p.add_argument("image", metavar="IMAGE", help="CT volume: a NIfTI file or a DICOM series "
+                                                  "directory")
+    p.add_argument("--mask", required=True, metavar="MASK",
+                   help="NIfTI label map on the image's voxel grid")
+    p.add_argument("--label", type=int, default=2,
+                   help="label value of the cancellous bone in MASK (default 2)")
+    p.add_argument("--stored-values", action="store_true",
+                   help="report BMD as stored values HU + 1024 (the paper's unit)")
+    p.add_argument("--plot", metavar="OUT.png", help="write the histogram, fitted pdf and mode")
+    add_json_option(p)
+    p.set_defaults(func=cmd_density)
+
+    p = sub.add_parser("cohort", help="BMD against age per sex and site: D = -k*age + Z, "
+                                      "personal and group statistics (the paper's Figure 7)")
+    p.add_argument("csv", nargs="?", metavar="FILE.csv",
+                   help="one row per person with columns subject,sex,site,age,bmd")
+    p.add_argument("--dataset", help="build the cohort from a dataset's subjects instead "
+                                     "(BMD from ground-truth masks, or --model's masks)")
+    p.add_argument("--model", help="with --dataset: train this model (with --strategy and the "
+                                   "profile's settings) and measure BMD on its predicted masks")
+    p.add_argument("--strategy", help="with --model: training strategy (default: profile's)")
+    p.add_argument("--profile", default="default",
+                   help="with --dataset: quick | default | full (dataset size, training)")
+    p.add_argument("--config", metavar="FILE.toml", help="with --dataset: a TOML file merged "
+                   "over the profile (e.g. [data.phantom] test_subjects = 40)")
+    p.add_argument("--seed", type=int, help="with --dataset: seed (default: profile's)")
+    p.add_argument("--steps", type=int, help="with --model: training steps (overrides profile)")
+    p.add_argument("--splits", help="with --dataset: comma list of splits to measure, or 'all' "
+                                    "(default: all with ground truth; val,test,shift with "
+                                    "--model, the subjects it was not trained on)")
+    p.add_argument("--stored-values", action="store_true",
+                   help="with --dataset: BMD as stored values HU + 1024, as the paper's Z")
+    p.add_argument("--plot", metavar="OUT.png", help="write the Figure 7 style plot")
+    add_json_option(p)
+    p.set_defaults(func=cmd_cohort)
+
+
+# -- density -----------------------------------------------------------------------------------
+
+def cmd_density(args) -> int:
+    from jmedbench.volumes import read_nifti_labels, read_volume
+
+    volume = read_volume(args.image)
+    labels = read_nifti_labels(args.mask, volume)
+    try:
+        result = bmd_from_mask(volume.hu, labels, label=args.label,
+                               stored_values=args.stored_values)
+    except UserError as exc:
+        raise UserError(f"{args.mask} (label {args.label}) on {args.image}: {exc}") from None
+    if args.plot:
+        from jmedbench.density.plots import plot_density
+        plot_density(result, args.plot, title=f"{volume.source.name}, label {args.label}")
+    for warning in result.warnings:
+        err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    if args.json:
+        print_json({"image": str(args.image), "mask": str(args.mask), "label": args.label,
+                    "spacing_mm": list(volume.spacing), **result.to_dict(),
+                    "plot": args.plot})
+        return 0
+    fit = result.fit
+    table = Table(title=f"BMD of {volume.source.name} (label {args.label})", show_header=False)
+    table.add_column("key")
+    table.add_column("value", justify="right")
+    table.add_row("BMD (Johnson-Su mode)", f"{result.bmd:.2f} {result.unit}")
+    table.add_row("standard error", f"{result.mode_se:.2f}")
+    table.add_row("pixels", str(result.n_pixels))
+    table.add_row("median", f"{result.diagnostics['median_hu'] + result.bmd - result.bmd_hu:.1f}")
+    table.add_row("a, b", f"{fit.a:.4f}, {fit.b:.4f}")
+    table.add_row("loc, scale", f"{fit.loc + result.bmd - result.bmd_hu:.2f}, {fit.scale:.2f}")
+    table.add_row("log-likelihood", f"{fit.loglik:.2f}")
+    table.add_row("converged", f"{fit.converged} ({fit.iterations} Newton steps)")
+    table.add_row("status", "ok" if result.ok else f"{len(result.warnings)} warning(s)")
+    console.print(table)
+    if args.plot:
+        console.print(f"plot written to {args.plot}", highlight=False)
+    return 0
+
+
+# -- cohort ------------------------------------------------------------------------------------
+
+def cmd_cohort(args) -> int:
+    if bool(args.csv) == bool(args.dataset):
+        raise UserError("cohort: give either FILE.csv or --dataset NAME (not both, not neither)")
+    dataset_only = {"--model": args.model, "--strategy": args.strategy, "--config": args.config,
+                    "--seed": args.seed, "--steps": args.steps, "--splits": args.splits,
+                    "--stored-values": args.stored_values or None}
+    if args.csv:
+        used = [name for name, value in dataset_only.items() if value is not None]
+        if used:
+            raise UserError(f"cohort FILE.csv: {', '.join(used)} only apply with --dataset "
+                            f"(the CSV's bmd column is used in its own unit)")
+        subjects = read_cohort_csv(args.csv)
+        result = cohort_statistics(subjects, source=str(args.csv))
+        title = f"cohort {args.csv}"
+        extra: dict[str, Any] = {}
+    else:
+        result, title, extra = _dataset_cohort(args)
+    if args.plot:
+        from jmedbench.density.plots import plot_cohort
+        plot_cohort(result, args.plot, title=title)
+    for message in result.skipped + extra.get("left_out", []):
+        err_console.print(f"[yellow]warning:[/yellow] left out: {message}", highlight=False)
+    if args.json:
+        laws = extra.get("law", {})
+        print_json([{**g.to_dict(points=False), "unit": result.unit, **extra.get("source", {}),
+                     **laws.get((g.sex, g.site), {})}
+                    for g in result.groups])
+        return 0
+    _print_cohort(result, title)
+    if extra.get("law"):
+        _print_law(result, extra["law"])
+    if args.plot:
+        console.print(f"plot written to {args.plot}", highlight=False)
+    return 0
+
+
+def _dataset_cohort(args) -> tuple[CohortResult, str, dict[str, Any]]:
+    from jmedbench.config import build_config
+    from jmedbench.engine.build import build_dataset
+    from jmedbench.registry import get_registry
+
+    cfg = build_config(args.profile, args.config, {
+        "dataset": args.dataset, "seed": args.seed, "model": args.model,
+        "strategy": args.strategy, "train.steps": args.steps})
+    registry = get_registry()
+    if args.model:
+        dataset, masks_by_split = _train_and_predict(registry, cfg, args)
+        source = {"dataset": args.dataset, "masks": f"model {cfg.model} ({cfg.strategy}, "
+                                                    f"{cfg.train.steps} steps, seed {cfg.seed})"}
+    else:
+        dataset = build_dataset(registry, cfg)
+        masks_by_split = None
+        source = {"dataset": args.dataset, "masks": "ground truth"}
+    splits = _pick_splits(dataset, args.splits, default=MODEL_DEFAULT_SPLITS if args.model
+                          else None)
+    offset = STORED_VALUE_OFFSET if args.stored_values else 0.0
+    subjects, masks = [], []
+    for split in splits:
+        for i, subject in enumerate(dataset.split(split)):
+            subjects.append(subject)
+            masks.append(masks_by_split[split][i] if masks_by_split else subject.label)
+    members, left_out = cohort_from_masks(subjects, masks, stored_offset=offset)
+    unit = "stored value (HU+1024)" if args.stored_values else "HU"
+    result = cohort_statistics(members, small_groups="skip", stored_offset=offset, unit=unit,
+                               source=f"dataset {args.dataset} (splits {', '.join(splits)})")
+    source["splits"] = ",".join(splits)
+    extra = {"left_out": left_out, "source": source,
+             "law": _reference_laws(dataset, subjects, offset)}
+    title = f"{args.dataset}: BMD from {source['masks']}"
+    return result, title, extra
+
+
+def _pick_splits(dataset, text: str | None, default: tuple[str, ...] | None) -> list[str]:
+    available = [s for s, subjects in dataset.splits.items() if subjects]
+    if text is None or text == "all":
+        chosen = [s for s in (default or available) if s in available] \
+            if text is None else available
+        if not chosen:
+            raise UserError(f"dataset has no subjects in splits {', '.join(default or [])} "
+                            f"(it has: {', '.join(available)}); use --splits")
+        return chosen
+    chosen = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in chosen if s not in dataset.splits]
+    if unknown or not chosen:
+        raise UserError(f"--splits {text}: unknown split(s) {', '.join(unknown) or '(none)'} "
+                        f"(the dataset has: {', '.join(dataset.splits)})")
+    return chosen
+
+
+def _train_and_predict(registry, cfg, args) -> tuple[Any, dict[str, list[np.ndarray]]]:
+    """Train cfg.model with cfg.strategy as ``jmedbench run`` does (same building blocks, same
+    profile settings), then predict every subject of every split."""
+    import torch
+
+    from jmedbench.data import stack_slices
+    from jmedbench.engine.build import (NUM_CLASSES, build_dataset, build_model,
+                                        build_strategy)
+    from jmedbench.engine.determinism import seed_everything
+    from jmedbench.engine.preprocess import hu_to_input
+    from jmedbench.engine.progress import RichReporter
+    from jmedbench.engine.run import predict_subjects, validate
+    from jmedbench.engine.train import train_supervised
+    from jmedbench.strategy import TrainContext
+
+    validate(registry, cfg)
+    reporter = RichReporter(err_console)
+    try:
+        seed_everything(cfg.seed)
+        dataset = build_dataset(registry, cfg)
+        train_images, train_labels = stack_slices(dataset.split("train"))
+        unlabelled = (stack_slices(dataset.split("unlabelled"))[0]
+                      if dataset.has_split("unlabelled") else None)
+        model, spec = build_model(registry, cfg)
+        strategy = build_strategy(registry, cfg.strategy, cfg.strategy_options)
+        ctx = TrainContext(train_images=train_images, train_labels=train_labels,
+                           unlabelled_images=unlabelled, seed=cfg.seed,
+                           options=cfg.strategy_options, model_spec=spec,
+                           progress=reporter.callback,
+                           to_input=lambda hu: torch.from_numpy(hu_to_input(hu)))
+        strategy.pretrain(model, ctx)
+        model = strategy.prepare_model(model, ctx)
+        train_supervised(model, strategy, torch.from_numpy(hu_to_input(train_images)),
+                         torch.from_numpy(train_labels), cfg.train, cfg.seed, NUM_CLASSES,
+                         reporter)
+        masks: dict[str, list[np.ndarray]] = {}
+        with torch.no_grad():
+            for split, subjects in dataset.splits.items():
+                if split == "unlabelled" or not subjects:
+                    continue
+                masks[split] = predict_subjects(model, [s.image for s in subjects],
+                                                cfg.eval.batch_size)
+    finally:
+        reporter.close()
+    return dataset, masks
+
+
+def _reference_laws(dataset, subjects: list, offset: float
+                    ) -> dict[tuple[str, str], dict[str, float]]:
+    """What a measured cohort should recover, per sex x site, where the dataset knows it:
+    ``k_true``/``Z_true``, the least-squares line of the subjects' true BMDs (phantoms), and
+    ``k_law``/``Z_law``, the law the dataset declares it generated from
+    (``info["age_law_stored_values"]``, keys like "FN", in stored values HU + 1024)."""
+    from jmedbench.density.cohort import fit_age_line, normalise_sex
+
+    laws: dict[tuple[str, str], dict[str, float]] = {}
+    groups: dict[tuple[str, str], list] = {}
+    for s in subjects:
+        if s.true_bmd is not None and s.age is not None and s.sex is not None:
+            groups.setdefault((normalise_sex(s.sex), s.site or "-"), []).append(s)
+    for key, members in groups.items():
+        if len(members) >= 3:
+            line = fit_age_line([m.age for m in members], [m.true_bmd + offset for m in members])
+            laws.setdefault(key, {}).update({"k_true": line.k, "Z_true": line.Z})
+    declared = getattr(dataset, "info", {}).get("age_law_stored_values") or {}
+    for code, law in declared.items():
+        try:
+            key = (normalise_sex(code[0]), code[1:])
+            laws.setdefault(key, {}).update({
+                "k_law": float(law["k"]),
+                "Z_law": float(law["Z"]) - STORED_VALUE_OFFSET + offset})
+        except (KeyError, TypeError, ValueError, IndexError):
+            continue  # a dataset's own format we do not understand: nothing to compare
+    return laws
+
+
+def _print_cohort(result: CohortResult, title: str) -> None:
+    table = Table(title=f"{title}: D = -k * age + Z ({result.unit or 'unit of the bmd column'})")
+    for column in ("site", "sex", "statistics", "k", "95% CI k", "Z", "95% CI Z", "R²", "n",
+                   "subjects", "F/M ratio", "note"):
+        table.add_column(column, justify="right" if column not in ("note",) else "left")
+    for g in result.groups:
+        ratio = "" if g.sex != "F" or not math.isfinite(g.female_male_ratio) else \
+            f"{g.female_male_ratio:.2f} [{fmt(g.female_male_ratio_ci_low, 2)}, " \
+            f"{fmt(g.female_male_ratio_ci_high, 2)}]"
+        table.add_row(g.site, g.sex, g.statistics, fmt(g.k, 3),
+                      f"[{fmt(g.k_ci_low, 2)}, {fmt(g.k_ci_high, 2)}]", fmt(g.Z, 2),
+                      f"[{fmt(g.Z_ci_low, 1)}, {fmt(g.Z_ci_high, 1)}]", fmt(g.r2, 3), str(g.n),
+                      str(g.n_subjects), ratio, g.note or g.bin_bmd)
+    console.print(table)
+
+
+def _print_law(result: CohortResult, laws: dict) -> None:
+    table = Table(title="personal statistics against what generated the data")
+    for column in ("site", "sex", "k measured", "95% CI k", "k of true BMDs", "k of the law",
+                   "law inside CI"):
+        table.add_column(column, justify="right")
+    for g in result.groups:
+        law = laws.get((g.sex, g.site))
+        if g.statistics != "personal" or not law:
+            continue
+        k_law = law.get("k_law", float("nan"))
+        inside = ("-" if not math.isfinite(k_law) else
+                  "yes" if g.k_ci_low <= k_law <= g.k_ci_high else "NO")
+        table.add_row(g.site, g.sex, fmt(g.k, 3), f"[{fmt(g.k_ci_low, 2)}, "
+                      f"{fmt(g.k_ci_high, 2)}]", fmt(law.get("k_true"), 3), fmt(k_law, 3),
+                      inside)
+    console.print(table)

@@ -1,0 +1,160 @@
+"""The downstream metric: how far the BMD measured on a model's cancellous mask is from the BMD
+measured on the ground-truth mask (and from the true BMD where a phantom knows it).
+
+Per subject: BMD = mode of the Johnson-Su fit to the HU values under the mask, all slices
+pooled (:func:`jmedbench.density.bmd_from_mask`), predicted mask and ground-truth mask read on
+the same image (the evaluation's image: a corrupted copy under the robustness suite). Then over
+the subjects (errors are predicted minus reference, in HU):
+
+    bmd_subjects          subjects with both BMDs
+    bmd_failed            subjects whose predicted mask has no cancellous pixel, or whose
+                          values cannot be fitted: counted here, never silently dropped
+    bmd_reference_missing subjects whose ground-truth mask has no cancellous pixel (skipped)
+    bmd_warned            predicted-mask BMDs that carry a warning (leak, poor fit, ...)
+    bmd_mae, bmd_bias     mean absolute error and mean error against the ground-truth mask
+    bmd_loa_low/high      Bland-Altman 95% limits of agreement: bias -+ 1.96 SD (SD with n-1)
+    bmd_r                 Pearson correlation of predicted and reference BMD
+    bmd_category_agreement  fraction of subjects put in the same bone-status category
+    bmd_category_kappa    Cohen's kappa of those categories
+    bmd_true_mae/bias     against the subject's true BMD (phantoms), and bmd_reference_true_mae
+                          for the ground-truth mask (the floor set by the fit itself)
+    bmd_k_error           mean over sex x site groups of |k(predicted) - k(ground truth)|, the
+                          age slope of D = -k * age + Z in HU/year (personal statistics);
+                          bmd_k_groups = groups with at least 3 subjects with an age. When no
+                          group has 3, bmd_k_error is omitted and bmd_k_groups is 0.
+
+Undefined values (a correlation of fewer than 3 subjects, limits of agreement of 1) are NaN.
+Categories: L1 trabecular attenuation thresholds of Pickhardt et al. 2013 (see
+``BONE_STATUS_THRESHOLDS_HU``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from jmedbench.data import Evaluation
+from jmedbench.density.bmd import CANCELLOUS_LABEL, EmptyMaskError, bmd_from_mask
+from jmedbench.density.cohort import fit_age_line
+from jmedbench.errors import UserError
+
+PICKHARDT_2013 = ("Pickhardt PJ, Pooler BD, Lauder T, Munoz del Rio A, Bruce RJ, Binkley N. "
+                  "Opportunistic screening for osteoporosis using abdominal computed tomography "
+                  "scans obtained for other indications. Ann Intern Med 2013;158(8):588-595")
+BONE_STATUS_THRESHOLDS_HU = (110.0, 160.0)
+"""L1 trabecular attenuation (HU) in Pickhardt et al. 2013: <= 160 HU was 90% sensitive and
+<= 110 HU more than 90% specific for DXA-defined osteoporosis. Categories: <= 110 osteoporosis,
+(110, 160] osteopenia range (indeterminate), > 160 normal."""
+BONE_STATUS = ("osteoporosis", "osteopenia", "normal")
+MIN_SLOPE_SUBJECTS = 3
+
+
+def bone_status(bmd_hu: float) -> int:
+    """0 osteoporosis (<= 110 HU), 1 osteopenia range (110-160 HU], 2 normal (> 160 HU)."""
+    low, high = BONE_STATUS_THRESHOLDS_HU
+    return 0 if bmd_hu <= low else (1 if bmd_hu <= high else 2)
+
+
+def cohen_kappa(a: list[int], b: list[int], categories: int = 3) -> float:
+    """Cohen's kappa; NaN when chance agreement is 1 (every rating in one category)."""
+    if not a:
+        return float("nan")
+    table = np.zeros((categories, categories))
+    for i, j in zip(a, b):
+        table[i, j] += 1
+    n = table.sum()
+    observed = np.trace(table) / n
+    expected = float((table.sum(0) * table.sum(1)).sum()) / (n * n)
+    return float("nan") if expected >= 1.0 else float((observed - expected) / (1.0 - expected))
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def agreement(predicted: np.ndarray, reference: np.ndarray, prefix: str) -> dict[str, float]:
+    """MAE, bias, Bland-Altman limits and Pearson r of predicted against reference."""
+    diff = predicted - reference
+    nan = float("nan")
+    if diff.size == 0:
+        return {f"{prefix}_mae": nan, f"{prefix}_bias": nan}
+    bias = float(diff.mean())
+    sd = float(diff.std(ddof=1)) if diff.size >= 2 else nan
+    return {f"{prefix}_mae": float(np.abs(diff).mean()), f"{prefix}_bias": bias,
+            f"{prefix}_loa_low": bias - 1.96 * sd, f"{prefix}_loa_high": bias + 1.96 * sd,
+            f"{prefix}_r": _pearson(predicted, reference)}
+
+
+def subject_bmds(evaluation: Evaluation) -> list[dict[str, Any]]:
+    """Per subject: predicted-mask and ground-truth-mask BMD (HU), or why one is missing."""
+    rows = []
+    for subject, image, prediction in evaluation:
+        row: dict[str, Any] = {"subject": subject.subject_id, "sex": subject.sex,
+                               "site": subject.site, "age": subject.age,
+                               "true_bmd": subject.true_bmd}
+        try:
+            row["reference"] = bmd_from_mask(image, subject.label, CANCELLOUS_LABEL).bmd_hu
+        except UserError as exc:
+            row["reference_error"] = str(exc)
+        try:
+            result = bmd_from_mask(image, prediction, CANCELLOUS_LABEL)
+            row["predicted"] = result.bmd_hu
+            row["warnings"] = result.warnings
+        except (EmptyMaskError, UserError) as exc:
+            row["predicted_error"] = str(exc)
+        rows.append(row)
+    return rows
+
+
+def slope_error(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """|k(predicted) - k(reference)| averaged over sex x site groups with enough aged subjects."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        if "predicted" in row and "reference" in row and row["age"] is not None:
+            groups.setdefault((row["sex"], row["site"]), []).append(row)
+    errors = []
+    for members in groups.values():
+        ages = [m["age"] for m in members]
+        if len(members) < MIN_SLOPE_SUBJECTS or np.ptp(ages) == 0:
+            continue
+        k_pred = fit_age_line(ages, [m["predicted"] for m in members]).k
+        k_ref = fit_age_line(ages, [m["reference"] for m in members]).k
+        errors.append(abs(k_pred - k_ref))
+    out = {"bmd_k_groups": float(len(errors))}
+    if errors:
+        out["bmd_k_error"] = float(np.mean(errors))
+    return out
+
+
+def bmd_agreement(evaluation: Evaluation) -> dict[str, float]:
+    """The dataset-scope metric (see the module docstring for every key)."""
+    rows = subject_bmds(evaluation)
+    both = [r for r in rows if "predicted" in r and "reference" in r]
+    predicted = np.array([r["predicted"] for r in both], dtype=np.float64)
+    reference = np.array([r["reference"] for r in both], dtype=np.float64)
+    out: dict[str, float] = {
+        "bmd_subjects": float(len(both)),
+        "bmd_failed": float(sum("predicted" not in r for r in rows if "reference" in r)),
+        "bmd_reference_missing": float(sum("reference" not in r for r in rows)),
+        "bmd_warned": float(sum(bool(r.get("warnings")) for r in both)),
+    }
+    out.update(agreement(predicted, reference, "bmd"))
+    cats_pred = [bone_status(v) for v in predicted]
+    cats_ref = [bone_status(v) for v in reference]
+    out["bmd_category_agreement"] = (float(np.mean([p == r for p, r in zip(cats_pred, cats_ref)]))
+                                     if both else float("nan"))
+    out["bmd_category_kappa"] = cohen_kappa(cats_pred, cats_ref)
+    with_truth = [r for r in both if r["true_bmd"] is not None]
+    if with_truth:
+        truth = np.array([r["true_bmd"] for r in with_truth], dtype=np.float64)
+        pred_t = np.array([r["predicted"] for r in with_truth], dtype=np.float64)
+        ref_t = np.array([r["reference"] for r in with_truth], dtype=np.float64)
+        out["bmd_true_mae"] = float(np.abs(pred_t - truth).mean())
+        out["bmd_true_bias"] = float((pred_t - truth).mean())
+        out["bmd_reference_true_mae"] = float(np.abs(ref_t - truth).mean())
+    out.update(slope_error(rows))
+    return {k: (v if math.isfinite(v) else float("nan")) for k, v in out.items()}
