@@ -527,3 +527,13 @@ def test_bad_dataset_options(registry):
     cfg.data.options["example"] = {"erosion_depth": 2}
     with pytest.raises(UserError, match="erosion_depth"):
         build_dataset(registry, cfg, "example")
+
+
+@needs_example
+def test_check_tool_reports_the_example(capsys):
+    from jmedbench_ctio.check import main
+
+    assert main([str(SHARED_DATA)]) == 0
+    out = capsys.readouterr().out
+    assert "convention: totalsegmentator" in out and "cancellous_median_hu: 121.0" in out
+    assert main([str(SHARED_DATA / "dicom")]) == 2
