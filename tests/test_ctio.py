@@ -246,6 +246,10 @@ def test_convention_detection_on_synthetic_maps():
         detect_convention(np.array([[[0, 5, 12]]]))
     with pytest.raises(LabelMapError, match="no L1 \\(31\\) or L2 \\(30\\)"):
         resolve_convention(verse, "totalsegmentator")
+    thoracic_only = np.zeros((2, 8, 8), np.int32)
+    thoracic_only[0, 2:4, 2:4], thoracic_only[1, 2:4, 2:4] = 32, 33  # TotalSegmentator T12, T11
+    with pytest.raises(LabelMapError, match="no L1 \\(31\\) or L2 \\(30\\)"):
+        resolve_convention(thoracic_only)
 
 
 def test_verse_map_gives_l1_l2_labels():

@@ -79,13 +79,15 @@ def detect_convention(labels: np.ndarray) -> Convention:
 
 
 def resolve_convention(labels: np.ndarray, convention: str = "auto") -> Convention:
-    """``auto`` detects; ``verse`` / ``totalsegmentator`` are checked to have L1 or L2."""
+    """``auto`` detects, or ``verse`` / ``totalsegmentator``; either way the map must hold the
+    chosen convention's L1 or L2 (a TotalSegmentator map cropped above L1 has neither)."""
     if convention == "auto":
-        return detect_convention(labels)
-    if convention not in CONVENTIONS:
+        chosen = detect_convention(labels)
+    elif convention in CONVENTIONS:
+        chosen = CONVENTIONS[convention]
+    else:
         raise LabelMapError(f"unknown label convention '{convention}' (use auto, "
                             f"{', '.join(CONVENTIONS)})")
-    chosen = CONVENTIONS[convention]
     if not np.isin([chosen.l1, chosen.l2], labels).any():
         raise LabelMapError(f"no L1 ({chosen.l1}) or L2 ({chosen.l2}) label of convention "
                             f"'{chosen.name}' in the label map")
