@@ -145,7 +145,8 @@ def _raw_array(image, path: Path) -> np.ndarray:
     try:
         return np.asanyarray(image.dataobj)
     except Exception as exc:
-        raise UserError(f"{path}: voxel data cannot be read ({type(exc).__name__}: {exc})") from None
+        raise UserError(f"{path}: voxel data cannot be read "
+                        f"({type(exc).__name__}: {exc})") from None
 
 
 def read_nifti_volume(path: str | Path) -> CTVolume:

@@ -306,7 +306,8 @@ def test_example_cancellous_hu_is_plausible_for_a_55_year_old_man(capsys):
     label, _ = l1l2_labels(vertebrae, ct.spacing, body_mask=bodies)
     median = float(np.median(ct.hu[label == 2]))
     with capsys.disabled():
-        print(f"\nexample L1+L2 cancellous median: {median:.1f} HU over {(label == 2).sum()} voxels")
+        print(f"\nexample L1+L2 cancellous median: {median:.1f} HU over "
+              f"{(label == 2).sum()} voxels")
     assert 100 <= median <= 250
     assert median < float(np.median(ct.hu[label == 1]))  # cortex denser than the core
 
