@@ -54,13 +54,9 @@ def johnson_su_mode(a: float, b: float, loc: float, scale: float) -> float:
         raise ValueError(f"Johnson-Su needs b > 0 and scale > 0 (got b={b}, scale={scale})")
     centre, half = -a / b, 1.0 / (b * b)
     g = lambda w: math.tanh(w) + b * (a + b * w)  # noqa: E731
-    lo, hi = centre - half, centre + half
-    if g(lo) == 0:
-        w = lo
-    elif g(hi) == 0:
-        w = hi
-    else:
-        w = brentq(g, lo, hi, xtol=1e-14, rtol=1e-15, maxiter=200)
+    # Search twice the proven bracket: g is then -1 - ... and +1 + ... at its ends, so the
+    # signs differ even where rounding makes b * (a + b * w) = -+1 inexact (large |w|).
+    w = brentq(g, centre - 2 * half, centre + 2 * half, xtol=1e-14, rtol=1e-15, maxiter=200)
     return loc + scale * math.sinh(w)
 
 
