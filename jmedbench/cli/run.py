@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 from rich.table import Table
@@ -31,6 +32,7 @@ def register(sub) -> None:
     p.add_argument("--config", metavar="FILE.toml", help="a TOML file merged over the profile")
     p.add_argument("--robustness", nargs="?", const="all", metavar="FAMILY,...",
                    help="also score under corruptions (all families, or a comma list)")
+    p.add_argument("--matrix-key", help=argparse.SUPPRESS)  # set by `jmedbench bench`
     add_store_option(p)
     add_json_option(p)
     p.set_defaults(func=cmd_run)
@@ -54,9 +56,9 @@ def cmd_run(args) -> int:
     })
     registry = get_registry()
     store = Store(args.store)
-    reporter = RichReporter(err_console) if not args.json else RichReporter(err_console)
+    reporter = RichReporter(err_console)
     try:
-        result = execute(registry, cfg, store, reporter)
+        result = execute(registry, cfg, store, reporter, matrix_key=args.matrix_key)
     finally:
         reporter.close()
     for warning in result.warnings:

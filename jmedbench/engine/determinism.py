@@ -34,3 +34,14 @@ def seed_everything(seed: int) -> None:
 def rng(seed: int, stream: int = 0) -> np.random.Generator:
     """An independent numpy generator for one purpose (``stream``) of a seeded run."""
     return np.random.default_rng([seed, stream])
+
+
+def configure_threads() -> int:
+    """Honour ``JMEDBENCH_THREADS`` (set by ``bench --workers`` so that parallel runs do not
+    oversubscribe the cores); return the intra-op thread count in use."""
+    import torch
+
+    wanted = os.environ.get("JMEDBENCH_THREADS")
+    if wanted and wanted.isdigit() and int(wanted) > 0:
+        torch.set_num_threads(int(wanted))
+    return torch.get_num_threads()

@@ -16,7 +16,7 @@ from jmedbench.config import RunConfig
 from jmedbench.data import Dataset, Evaluation, stack_slices
 from jmedbench.engine.build import (NUM_CLASSES, build_dataset, build_model, build_strategy,
                                     check_strategy_options)
-from jmedbench.engine.determinism import seed_everything
+from jmedbench.engine.determinism import configure_threads, seed_everything
 from jmedbench.engine.evaluate import aggregate, dataset_metrics, image_metric_rows
 from jmedbench.engine.preprocess import hu_to_input
 from jmedbench.engine.progress import Reporter
@@ -83,6 +83,7 @@ def execute(registry: Registry, cfg: RunConfig, store: Store, reporter: Reporter
     stored; a failure after the run began is stored as ``failed`` with its error, then raised."""
     reporter = reporter or Reporter()
     validate(registry, cfg)
+    configure_threads()
     timer = Timer()
     run_id = store.begin_run(cfg.to_dict(), provenance.collect(registry), matrix_key=matrix_key)
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -57,8 +58,12 @@ class TrainResult:
 
 def train_supervised(model: torch.nn.Module, strategy: Strategy, inputs: torch.Tensor,
                      labels: torch.Tensor, cfg: TrainConfig, seed: int, num_classes: int,
-                     reporter: Reporter | None = None, log_every: int = 50) -> TrainResult:
-    """Train ``model`` in place on (N, 1, H, W) inputs and (N, H, W) int64 labels."""
+                     reporter: Reporter | None = None, log_every: int = 50,
+                     on_log: Callable[[int, float], None] | None = None) -> TrainResult:
+    """Train ``model`` in place on (N, 1, H, W) inputs and (N, H, W) int64 labels.
+
+    ``on_log(step, mean_loss)`` is called every ``log_every`` steps (tuning uses it to report
+    intermediate values and prune; it may raise to stop training)."""
     reporter = reporter or Reporter()
     generator = torch.Generator().manual_seed(seed)
     weights = torch.from_numpy(class_weights(labels.numpy(), num_classes))
@@ -83,6 +88,9 @@ def train_supervised(model: torch.nn.Module, strategy: Strategy, inputs: torch.T
             result.losses.append(running / interval)
             reporter.advance("train", interval, note=f"loss {running / interval:.3f}")
             running = 0.0
+            if on_log is not None:
+                on_log(step, result.losses[-1])
+                model.train()
     result.seconds = time.perf_counter() - t0
     reporter.finish("train")
     model.eval()

@@ -1,0 +1,82 @@
+"""``jmedbench bench``: run a matrix of models x strategies x datasets x seeds, resumable."""
+
+from __future__ import annotations
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from jmedbench.cli.common import add_json_option, add_store_option, console, err_console, fmt, print_json
+from jmedbench.engine.bench import expand_matrix, run_matrix
+from jmedbench.registry import get_registry
+from jmedbench.store import Store
+
+
+def register(sub) -> None:
+    p = sub.add_parser("bench", help="run a resumable matrix of runs (models x strategies x "
+                       "datasets x seeds)")
+    p.add_argument("--models", required=True, help="names or wildcards, comma separated: "
+                   "'unet*,segnet' or '*'")
+    p.add_argument("--strategies", default="baseline", help="comma separated, e.g. baseline,sas")
+    p.add_argument("--datasets", default="phantom", help="comma separated")
+    p.add_argument("--seeds", default="0", help="comma separated integers")
+    p.add_argument("--profile", default="default")
+    p.add_argument("--backend", default="torch")
+    p.add_argument("--config", metavar="FILE.toml", help="merged over the profile for every run")
+    p.add_argument("--robustness", nargs="?", const="all", metavar="FAMILY,...")
+    p.add_argument("--workers", type=int, default=1, help="runs in parallel (threads are split)")
+    p.add_argument("--retry-failed", action="store_true", help="run failed entries again")
+    add_store_option(p)
+    add_json_option(p)
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args) -> int:
+    registry = get_registry()
+    matrix = expand_matrix(registry, args.models, args.strategies, args.datasets, args.seeds,
+                           args.profile, args.backend, args.config, args.robustness)
+    if args.workers < 1:
+        from jmedbench.errors import UserError
+        raise UserError("--workers must be at least 1")
+    store = Store(args.store)
+    counts = {"completed": 0, "failed": 0, "running": 0, "resumed": 0}
+    progress = Progress(TextColumn("[bold]bench"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[note]}"), TimeElapsedColumn(),
+                        TimeRemainingColumn(), console=err_console)
+    task = progress.add_task("bench", total=len(matrix.entries), note="")
+
+    def on_event(kind, entry, outcome):
+        if kind == "started":
+            counts["running"] += 1
+        elif kind == "resumed":
+            counts["resumed"] += 1
+            counts["completed" if outcome.status == "completed" else "failed"] += (
+                outcome.status in ("completed", "failed"))
+        else:
+            counts["running"] -= 1
+            counts[outcome.status] = counts.get(outcome.status, 0) + 1
+            if outcome.status == "failed":
+                progress.console.print(f"[red]failed[/red] {entry.label()}: "
+                                       f"{(outcome.error or '').splitlines()[0]}", highlight=False)
+        note = (f"done {counts['completed']}  running {counts['running']}  "
+                f"failed {counts['failed']}  (resumed {counts['resumed']})")
+        progress.update(task, advance=0 if kind == "started" else 1, note=note)
+
+    with progress:
+        outcomes = run_matrix(matrix, store, args.workers, args.retry_failed, on_event)
+    rows = [{"model": o.entry.model, "strategy": o.entry.strategy, "dataset": o.entry.dataset,
+             "seed": o.entry.seed, "status": o.status, "run_id": o.run_id,
+             "resumed": o.resumed, "dice": o.metrics.get("dice"),
+             "shift_dice": o.metrics.get("shift_dice"), "bmd_mae": o.metrics.get("bmd_mae"),
+             "error": (o.error or "").splitlines()[0] if o.error else None} for o in outcomes]
+    if args.json:
+        print_json({"store": str(store.path), "entries": rows})
+    else:
+        table = Table(title=f"bench: {len(rows)} entries, profile {args.profile}")
+        for col in ("model", "strategy", "dataset", "seed", "status", "dice", "shift_dice",
+                    "bmd_mae", "run_id"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(*[fmt(r[c]) for c in ("model", "strategy", "dataset", "seed", "status",
+                                                "dice", "shift_dice", "bmd_mae", "run_id")])
+        console.print(table)
+    return 1 if any(r["status"] == "failed" for r in rows) else 0
