@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 import numpy as np
+from rich import box
 from rich.table import Table
 
 from jmedbench.cli.common import add_json_option, console, err_console, fmt, print_json
@@ -267,19 +268,30 @@ def _reference_laws(dataset, subjects: list, offset: float
 
 
 def _print_cohort(result: CohortResult, title: str) -> None:
-    table = Table(title=f"{title}: D = -k * age + Z ({result.unit or 'unit of the bmd column'})")
-    for column in ("site", "sex", "statistics", "k", "95% CI k", "Z", "95% CI Z", "R²", "n",
-                   "subjects", "F/M ratio", "note"):
-        table.add_column(column, justify="right" if column not in ("note",) else "left")
+    table = Table(title=f"{title}\nD = -k * age + Z ({result.unit or 'unit of the bmd column'})",
+                  box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1), collapse_padding=True)
+    for column in ("site", "sex", "statistics", "k", "k 95% CI", "Z", "Z 95% CI", "R²", "n"):
+        table.add_column(column, justify="left" if column == "statistics" else "right",
+                         no_wrap=True)
+    notes = []
     for g in result.groups:
-        ratio = "" if g.sex != "F" or not math.isfinite(g.female_male_ratio) else \
-            f"{g.female_male_ratio:.2f} [{fmt(g.female_male_ratio_ci_low, 2)}, " \
-            f"{fmt(g.female_male_ratio_ci_high, 2)}]"
-        table.add_row(g.site, g.sex, g.statistics, fmt(g.k, 3),
-                      f"[{fmt(g.k_ci_low, 2)}, {fmt(g.k_ci_high, 2)}]", fmt(g.Z, 2),
-                      f"[{fmt(g.Z_ci_low, 1)}, {fmt(g.Z_ci_high, 1)}]", fmt(g.r2, 3), str(g.n),
-                      str(g.n_subjects), ratio, g.note or g.bin_bmd)
+        table.add_row(g.site, g.sex, g.statistics, fmt(g.k, 2),
+                      f"{fmt(g.k_ci_low, 2)} to {fmt(g.k_ci_high, 2)}", fmt(g.Z, 1),
+                      f"{fmt(g.Z_ci_low, 0)} to {fmt(g.Z_ci_high, 0)}", fmt(g.r2, 3),
+                      str(g.n))
+        if g.note:
+            notes.append(f"{g.sex} {g.site} {g.statistics}: {g.note}")
     console.print(table)
+    bin_bmds = sorted({g.bin_bmd for g in result.groups if g.bin_bmd})
+    if bin_bmds:
+        console.print(f"group statistics: 3-year bins (39-41 -> 40), bin BMD = "
+                      f"{' / '.join(bin_bmds)}; n = number of bins", highlight=False)
+    for r in result.ratios():
+        console.print(f"female/male decline ratio, site {r['site']}, {r['statistics']}: "
+                      f"{r['ratio']:.2f} [{fmt(r['ci_low'], 2)}, {fmt(r['ci_high'], 2)}]",
+                      highlight=False)
+    for note in notes:
+        console.print(f"note: {note}", highlight=False)
 
 
 def _print_law(result: CohortResult, laws: dict) -> None:
