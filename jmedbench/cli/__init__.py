@@ -14,6 +14,7 @@ from jmedbench.errors import UserError
 COMMAND_MODULES = [
     "jmedbench.cli.listing",
     "jmedbench.cli.run",
+    "jmedbench.cli.profile_cmd",
     "jmedbench.cli.density_cmd",
 ]
 

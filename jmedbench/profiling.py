@@ -1,0 +1,236 @@
+"""What a model costs on this machine: parameters, GFLOPs, forward latency, training step time,
+images per second and training memory. Used by ``jmedbench profile`` and
+``benchmarks/profile_table.py``; a profile can be stored as a ``kind='profile'`` run so that
+leaderboards can show it next to the scores.
+
+What each number is (and is not):
+
+- ``params``: trainable parameters; ``params_total`` includes frozen ones.
+- ``gflops``: floating-point operations of one forward pass at batch 1 and the given size, in
+  units of 1e9, as :class:`torch.utils.flop_counter.FlopCounterMode` counts them:
+  convolutions, matrix products and attention, a multiply-add counted as 2; element-wise ops,
+  normalisation and interpolation are not counted. (Papers that quote "FLOPs" are often
+  quoting multiply-adds, half of this.)
+- ``forward_ms``: median wall time of an eval-mode forward at batch 1 (no autograd), after
+  warm-up.
+- ``train_step_ms``: median wall time of one training step at ``batch``: forward, Dice + CE
+  (:func:`jmedbench.engine.train.dice_ce_loss`), backward, Adam step; ``train_images_per_s`` is
+  ``batch`` divided by it.
+- ``train_peak_mib``: the peak of tensor memory torch allocates during one training step
+  (activations kept for backward, gradients, temporaries), from the allocation events of
+  :mod:`torch.profiler` with ``profile_memory=True``. It excludes memory that exists before
+  the step (weights, Adam state: see ``weights_mib``) and the allocator's and libraries' own
+  overhead, so it is what the model needs, not the process's resident size. None when this
+  torch build does not report allocation events. (``tracemalloc`` does not see torch's
+  allocations, and ``ru_maxrss`` is a process-wide high-water mark that mixes in imports.)
+- timings depend on the machine, the thread count (``threads``, recorded) and the load of
+  other processes; compare numbers measured in the same session only.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import torch
+
+from jmedbench import provenance
+from jmedbench.engine.build import IN_CHANNELS, NUM_CLASSES, accepted_kwargs
+from jmedbench.engine.train import dice_ce_loss
+from jmedbench.errors import UserError
+from jmedbench.registry import Registry, suggest
+from jmedbench.specs import ModelSpec
+
+DEFAULT_SIZE = 256
+DEFAULT_BATCH = 4
+PROFILE_KEYS = ("model", "family", "backend", "size", "batch", "params", "params_total",
+                "gflops", "forward_ms", "train_step_ms", "train_images_per_s",
+                "train_peak_mib", "weights_mib", "threads", "weights_file")
+
+
+def size_error(spec: ModelSpec, size: int) -> str | None:
+    """Why ``size`` x ``size`` is not an input the model takes, or None."""
+    if size < spec.min_size:
+        return f"is below its minimum {spec.min_size}"
+    if size % max(1, spec.input_multiple):
+        return f"is not a multiple of {spec.input_multiple}"
+    return None
+
+
+def check_size(spec: ModelSpec, size: int) -> None:
+    problem = size_error(spec, size)
+    if problem:
+        ok = max(spec.min_size, -(-size // spec.input_multiple) * spec.input_multiple)
+        raise UserError(f"--size {size}: model '{spec.name}' takes sides that are multiples of "
+                        f"{spec.input_multiple} and at least {spec.min_size}; {size} {problem} "
+                        f"(try --size {ok})")
+
+
+def select_models(registry: Registry, pattern: str, backend: str = "torch") -> list[ModelSpec]:
+    """Specs for a name or a shell-style wildcard (``unet*``); one clear error if none."""
+    if any(c in pattern for c in "*?["):
+        specs = [s for s in registry.specs("models", pattern) if s.backend == backend]
+        if not specs:
+            names = registry.names("models")
+            hint = suggest(pattern.replace("*", "").replace("?", ""), names)
+            extra = f" (did you mean {' or '.join(hint)}?)" if hint else ""
+            raise UserError(f"--model '{pattern}': no {backend} model matches{extra}")
+        return specs
+    return [registry.model(pattern, backend)]  # UnknownNameError says "did you mean"
+
+
+def _median_ms(func, repeats: int, warmup: int) -> float:
+    for _ in range(warmup):
+        func()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000.0
+
+
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """The profiler's C++ side logs start/stop lines to fd 2; keep them off the user's screen."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def peak_step_memory(step) -> int | None:
+    """Peak bytes of tensor memory allocated during ``step()`` beyond what existed before it."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with _native_stderr_silenced():
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            step()
+    try:
+        # Raw allocation (+bytes) and free (-bytes) records in time order. The FunctionEvent
+        # view folds them into operators, losing the order the peak depends on.
+        events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+        events.sort(key=lambda e: e.start_ns())
+    except (AttributeError, TypeError):
+        return None
+    live = peak = 0
+    for event in events:
+        live += event.nbytes()
+        peak = max(peak, live)
+    return peak
+
+
+def profile_model(registry: Registry, name: str, *, size: int = DEFAULT_SIZE,
+                  batch: int = DEFAULT_BATCH, backend: str = "torch",
+                  weights: str | None = None, options: dict[str, Any] | None = None,
+                  repeats: int = 5, warmup: int = 2, memory: bool = True,
+                  seed: int = 0) -> dict[str, Any]:
+    """Profile one registered model; returns a flat dict with the keys of PROFILE_KEYS."""
+    from jmedbench.weights import load_weights
+
+    spec = registry.model(name, backend)
+    if backend != "torch":
+        raise UserError(f"--backend {backend}: profiling measures torch models only")
+    check_size(spec, size)
+    if batch < 1:
+        raise UserError(f"--batch {batch}: must be at least 1")
+    kwargs = dict(spec.defaults)
+    ok, rejected = accepted_kwargs(spec.factory, options or {})
+    if rejected:
+        raise UserError(f"model '{name}' does not accept option(s) {', '.join(rejected)}")
+    kwargs.update(ok)
+    torch.manual_seed(seed)
+    model = spec.factory(in_channels=IN_CHANNELS, num_classes=NUM_CLASSES, **kwargs)
+    if weights:
+        load_weights(model, weights, model_name=name)
+
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    params_total = sum(p.numel() for p in model.parameters())
+    weights_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+
+    generator = torch.Generator().manual_seed(seed)
+    one = torch.randn(1, IN_CHANNELS, size, size, generator=generator)
+    x = torch.randn(batch, IN_CHANNELS, size, size, generator=generator)
+    target = torch.randint(0, NUM_CLASSES, (batch, size, size), generator=generator)
+    class_weights = torch.ones(NUM_CLASSES)
+
+    model.eval()
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad():
+        counter = FlopCounterMode(display=False)
+        with counter:
+            model(one)
+        gflops = counter.get_total_flops() / 1e9
+
+        def forward() -> None:
+            model(one)
+
+        forward_ms = _median_ms(forward, repeats, warmup)
+
+    model.train()
+    optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-4)
+
+    def train_step() -> None:
+        loss = dice_ce_loss(model(x), target, class_weights)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+
+    step_ms = _median_ms(train_step, repeats, warmup)
+    peak = peak_step_memory(train_step) if memory else None
+    model.eval()
+    return {
+        "model": name, "family": spec.family, "backend": backend, "size": size,
+        "batch": batch, "params": params, "params_total": params_total,
+        "gflops": _significant(gflops), "forward_ms": _significant(forward_ms),
+        "train_step_ms": _significant(step_ms),
+        "train_images_per_s": _significant(batch / (step_ms / 1000.0)),
+        "train_peak_mib": None if peak is None else _significant(peak / 2**20),
+        "weights_mib": _significant(weights_bytes / 2**20),
+        "threads": torch.get_num_threads(), "weights_file": str(weights) if weights else None,
+        "options": kwargs,
+    }
+
+
+def _significant(value: float, digits: int = 6) -> float:
+    return float(f"{value:.{digits}g}")
+
+
+def store_profile(store: Any, profile: dict[str, Any], registry: Registry | None = None) -> str:
+    """Write one profile into the results store as a ``kind='profile'`` run (metrics = the
+    numbers, config = what was measured); returns its run id. Leaderboards can join it to the
+    scores of the same model by the ``model`` and ``backend`` columns."""
+    config = {"model": profile["model"], "backend": profile["backend"],
+              "size": profile["size"], "batch": profile["batch"],
+              "weights": profile.get("weights_file"), "options": profile.get("options", {}),
+              "threads": profile["threads"]}
+    run_id = store.begin_run(config, provenance.collect(registry), kind="profile")
+    numbers = {k: v for k, v in profile.items()
+               if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))}
+    store.finish_run(run_id, metrics=numbers, timings={}, details={"profile": profile},
+                     image_rows=[])
+    return run_id
+
+
+def stored_profiles(store: Any) -> list[dict[str, Any]]:
+    """The latest completed profile per (model, backend, size, batch) in the store."""
+    latest: dict[tuple, dict[str, Any]] = {}
+    for record in store.runs(kind="profile", status="completed"):
+        profile = (record.get("details") or {}).get("profile") or {}
+        key = (profile.get("model"), profile.get("backend"), profile.get("size"),
+               profile.get("batch"))
+        latest[key] = {**profile, "run_id": record["run_id"]}
+    return list(latest.values())
