@@ -1,0 +1,90 @@
+"""bench: failures isolated and recorded, all unknown names rejected up front, and resume after
+kill -9 finishes the missing entries without duplicating or losing any."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from jmedbench.store import Store
+
+TINY = "[train]\nsteps = 3\n[data]\nimage_size = 32\n[data.phantom]\ntrain_subjects = 2\n" \
+       "test_subjects = 1\nshift_subjects = 1\nval_subjects = 1\nslices_per_subject = 2\n"
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return str(path)
+
+
+def bench_args(store, config, *extra):
+    return [sys.executable, "-m", "jmedbench", "bench", "--models", "unet", "--profile", "quick",
+            "--config", config, "--store", str(store), "--json", *extra]
+
+
+def test_unknown_names_are_all_rejected_before_anything_runs(cli, tmp_path):
+    store = tmp_path / "s.sqlite"
+    out = cli("bench", "--models", "unte,zzz*", "--strategies", "baseline,bogus",
+              "--datasets", "phantm", "--store", str(store))
+    assert out.returncode == 2
+    for fragment in ("unknown model 'unte'", "'zzz*' matches no model",
+                     "unknown strategy 'bogus'", "unknown dataset 'phantm'"):
+        assert fragment in out.stderr
+    assert not store.exists() or Store(store).runs() == []
+
+
+@pytest.mark.slow
+def test_failure_is_recorded_and_the_rest_go_on(tmp_path, tiny_config):
+    store = tmp_path / "s.sqlite"
+    # 'example' has no train split: that entry fails, the phantom entry completes.
+    out = subprocess.run(bench_args(store, tiny_config, "--datasets", "phantom,example"),
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 1
+    entries = {e["dataset"]: e for e in json.loads(out.stdout)["entries"]}
+    assert entries["phantom"]["status"] == "completed"
+    assert entries["example"]["status"] == "failed"
+    assert "no split 'train'" in entries["example"]["error"]
+    statuses = sorted(r["status"] for r in Store(store).runs())
+    assert statuses == ["completed", "failed"]
+
+
+@pytest.mark.slow
+def test_resume_after_kill_finishes_missing_entries_without_duplicates(tmp_path, tiny_config):
+    store = tmp_path / "s.sqlite"
+    args = bench_args(store, tiny_config, "--seeds", "0,1,2")
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline:  # kill once one entry is done and the next has begun
+            runs = Store(store).runs() if store.exists() else []
+            if any(r["status"] == "completed" for r in runs) and len(runs) >= 2:
+                break
+            time.sleep(0.3)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    time.sleep(1.0)  # the child dies with its parent (PR_SET_PDEATHSIG)
+    before = Store(store).runs()
+    completed_before = {r["run_id"] for r in before if r["status"] == "completed"}
+    assert completed_before and len(completed_before) < 3
+    assert any(r["status"] == "incomplete" for r in before), [(r["status"], r["pid"]) for r in before]
+
+    out = subprocess.run(args, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr
+    entries = json.loads(out.stdout)["entries"]
+    assert [e["seed"] for e in entries] == [0, 1, 2]
+    assert all(e["status"] == "completed" for e in entries)
+    after = Store(store).runs(status="completed")
+    assert len(after) == 3                                  # none duplicated
+    assert completed_before <= {r["run_id"] for r in after}  # none lost
+    assert sum(e["resumed"] for e in entries) == len(completed_before)
