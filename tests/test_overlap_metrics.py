@@ -68,3 +68,18 @@ def test_aggregate_excludes_and_counts_undefined(registry):
     assert out["dice_cancellous"] == pytest.approx(0.9)
     assert out["dice_cancellous_undefined"] == 1
     assert out["dice"] == pytest.approx(0.8)
+
+
+def test_hd95_and_assd_by_hand():
+    from jmedbench_metrics.surface import assd, hd95
+    truth = np.zeros((20, 20), np.uint8)
+    truth[5:10, 5:10] = 1
+    pred = np.zeros_like(truth)
+    pred[5:10, 8:13] = 1  # the same square moved 3 columns right
+    # spacing (row 2 mm, column 0.5 mm): a shift of 3 columns is 1.5 mm
+    h = hd95(pred, truth, 3, spacing=(2.0, 0.5))
+    assert h[1] == pytest.approx(1.5)
+    assert np.isnan(h[2])                       # class absent from both: undefined
+    assert hd95(truth, truth, 3, (1.0, 1.0))[1] == 0.0
+    assert assd(truth, truth, 3, (1.0, 1.0))[1] == 0.0
+    assert 0 < assd(pred, truth, 3, (2.0, 0.5))[1] <= 1.5

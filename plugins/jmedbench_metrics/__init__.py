@@ -6,6 +6,7 @@ from jmedbench.specs import MetricSpec
 
 from jmedbench_metrics.density import PICKHARDT_2013, bmd_agreement
 from jmedbench_metrics.overlap import accuracy, dice, iou, recall
+from jmedbench_metrics.surface import assd, hd95
 
 EMPTY_RULE = ("truth and prediction both empty for a class: NaN (undefined, excluded from the "
               "mean and counted); truth empty but prediction not: 0")
@@ -23,6 +24,14 @@ def jmedbench_metrics():
         MetricSpec("accuracy", accuracy, "image",
                    "Pixel accuracy per class (TP+TN)/all, one-vs-rest",
                    empty_rule="always defined"),
+        MetricSpec("hd95", hd95, "image",
+                   "95th-percentile symmetric Hausdorff distance between boundaries (mm)",
+                   higher_is_better=False, unit="mm",
+                   citation="Huttenlocher et al., IEEE TPAMI 15(9), 1993",
+                   empty_rule="either mask empty for a class: NaN (undefined, counted)"),
+        MetricSpec("assd", assd, "image", "Average symmetric surface distance (mm)",
+                   higher_is_better=False, unit="mm",
+                   empty_rule="either mask empty for a class: NaN (undefined, counted)"),
         MetricSpec("bmd", bmd_agreement, "dataset",
                    "BMD (Johnson-Su mode of cancellous HU) from the predicted mask against the "
                    "ground-truth mask and the true BMD: MAE, bias, Bland-Altman limits, r, "
