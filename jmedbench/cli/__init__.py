@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "jmedbench.cli.listing",
     "jmedbench.cli.run",
     "jmedbench.cli.profile_cmd",
+    "jmedbench.cli.ablation",
     "jmedbench.cli.density_cmd",
 ]
 
