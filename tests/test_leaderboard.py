@@ -1,0 +1,118 @@
+"""Leaderboards from the store: entries aggregated over seeds, tables, escaping, an empty store,
+and the HTML page loaded, sorted and checked in headless Chromium."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from jmedbench.leaderboard import build, collect_entries, mean_ci
+from jmedbench.store import Store
+
+
+def add_run(store, model, strategy, seed, dice, bmd_mae=5.0):
+    run_id = store.begin_run({"model": model, "strategy": strategy, "dataset": "phantom",
+                              "profile": "quick", "seed": seed, "backend": "torch"},
+                             {"versions": {"torch": "2"}, "cpu": "test cpu", "git_commit": "abc"})
+    store.finish_run(run_id, metrics={"dice": dice, "shift_dice": dice - 0.1, "bmd_mae": bmd_mae},
+                     timings={}, details={"params": 1_000_000, "gflops": 1.5,
+                                          "train": {"images_per_second": 10.0}}, image_rows=[])
+    return run_id
+
+
+def test_mean_ci_by_hand():
+    out = mean_ci([0.8, 0.9, 1.0])
+    assert out["mean"] == pytest.approx(0.9)
+    # t(0.975, 2) = 4.302653; sd = 0.1; half = 4.302653 * 0.1 / sqrt(3)
+    assert out["ci95"][1] - 0.9 == pytest.approx(4.302653 * 0.1 / 3 ** 0.5, rel=1e-5)
+    assert mean_ci([0.5]) == {"mean": 0.5, "ci95": None, "n": 1}
+    assert mean_ci([]) == {"mean": None, "ci95": None, "n": 0}
+
+
+def test_entries_aggregate_seeds_and_rank_by_dice(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    add_run(store, "unet", "baseline", 0, 0.90)
+    add_run(store, "unet", "baseline", 1, 0.92)
+    add_run(store, "segnet", "baseline", 0, 0.95)
+    failed = store.begin_run({"model": "bad", "strategy": "baseline", "seed": 0}, {})
+    store.fail_run(failed, "boom")
+    entries = collect_entries(store)
+    assert [e["model"] for e in entries] == ["segnet", "unet"]  # failed runs are not entries
+    unet = entries[1]
+    assert unet["seeds"] == [0, 1] and unet["metrics"]["dice"]["mean"] == pytest.approx(0.91)
+    assert unet["params"] == 1_000_000 and unet["gflops"] == 1.5
+    assert unet["git_commit"] == "abc" and unet["hardware"]["cpu"] == "test cpu"
+
+
+def test_build_writes_every_format_and_escapes(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    add_run(store, "<script>alert(1)</script>", "baseline", 0, 0.5)
+    add_run(store, "unet", "sas", 0, 0.9)
+    out = tmp_path / "lb"
+    summary = build(store, out, "jmedbench leaderboard build")
+    assert summary == {"entries": 2, "models": 2, "out": str(out)}
+    assert len(list((out / "entries").glob("*.json"))) == 2
+    page = (out / "index.html").read_text()
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+    assert "http" not in page.split("<body>")[1]  # no external assets
+    rows = list(csv.DictReader((out / "leaderboard.csv").open()))
+    assert rows[0]["model"] == "unet" and float(rows[0]["dice"]) == 0.9
+    assert "| 1 | unet | sas |" in (out / "leaderboard.md").read_text()
+
+
+def test_empty_store_gives_empty_but_valid_leaderboard(tmp_path, cli):
+    store = tmp_path / "s.sqlite"
+    Store(store)
+    out = cli("leaderboard", "build", "--store", str(store), "--out", str(tmp_path / "lb"),
+              "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["entries"] == 0
+    assert json.loads((tmp_path / "lb" / "leaderboard.json").read_text()) == []
+    assert "No completed runs" in (tmp_path / "lb" / "leaderboard.md").read_text()
+
+
+def test_missing_store_is_one_line(tmp_path, cli):
+    out = cli("leaderboard", "build", "--store", str(tmp_path / "none.sqlite"))
+    assert out.returncode == 2 and "does not exist" in out.stderr
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (.ci/run "
+                    "installs Debian's chromium)")
+def test_html_loads_sorts_and_shows_every_model_in_chromium(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    dice = {"unet": 0.90, "segnet": 0.95, "enet": 0.80, "fcn8s": 0.85}
+    for model, value in dice.items():
+        add_run(store, model, "baseline", 0, value, bmd_mae=100 * (1 - value))
+    build(store, tmp_path / "lb", "test")
+    page = (tmp_path / "lb" / "index.html").resolve()
+
+    def rendered(fragment: str) -> str:
+        out = subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+             "--virtual-time-budget=2000", "--dump-dom", page.as_uri() + fragment],
+            capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout
+
+    def model_order(dom: str) -> list[str]:
+        import re
+        return re.findall(r'<tr data-model="([^"]+)"', dom)
+
+    dom = rendered("")
+    assert sorted(model_order(dom)) == sorted(dice)                   # every model shown
+    assert model_order(dom) == ["segnet", "unet", "fcn8s", "enet"]    # ranked by Dice
+    by_bmd = rendered("#sort=bmd_mae:asc")
+    assert 'data-sorted="bmd_mae:asc"' in by_bmd                       # the script ran
+    assert model_order(by_bmd) == ["segnet", "unet", "fcn8s", "enet"]
+    by_name = rendered("#sort=model:asc")
+    assert model_order(by_name) == ["enet", "fcn8s", "segnet", "unet"]
