@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "jmedbench.cli.profile_cmd",
     "jmedbench.cli.ablation",
     "jmedbench.cli.density_cmd",
+    "jmedbench.cli.dataset_cmd",
 ]
 
 

@@ -1,0 +1,329 @@
+"""Drawing one subject's axial slices (tissue HU before blur and noise) and their labels.
+
+Speed matters (the benchmark asks for >= 500 slices/s at 128 x 128 on one core), so work is
+done once per subject wherever the anatomy allows: the static layer (air, table, skin, fat,
+back muscles), the organs' quadratic forms (a slice only compares them with its own size), and
+stamps of the posterior elements per vertebra and slice type (pasted at the spine's position).
+
+Partial volume: the unlabelled anatomy that changes within millimetres of z (posterior elements,
+discs, ribs, bowel) is averaged over ``slab_samples`` planes across the slice thickness; the
+labelled vertebral body is drawn at the slice's centre plane, where slices never straddle an
+endplate, so the labels stay exact.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from jmedbench_phantom.anatomy import Anatomy
+from jmedbench_phantom.canvas import Canvas, Layer, Stamp, paint, paint_ring
+
+
+def superellipse(canvas: Canvas, cx: float, cy: float, rx: float, ry: float, power: float,
+                 dent: float, angle: float):
+    """(window, mask) of |u/rx|^p + |v'/ry|^p <= 1 with the posterior dent (v' = v + dent *
+    bump(u) where v > 0), in a frame turned by ``angle``."""
+    found = canvas.window(cx, cy, max(rx, ry))
+    if found is None:
+        return None
+    where, dx, dy = found
+    c, s = math.cos(angle), math.sin(angle)
+    u = dx * c + dy * s
+    v = dy * c - dx * s
+    if dent:
+        bump = np.clip(1.0 - (u * (1.0 / (0.6 * rx))) ** 2, 0.0, None)
+        v = v + dent * bump * (v > 0)
+    f = np.abs(u * (1.0 / rx)) ** power + np.abs(v * (1.0 / ry)) ** power
+    return where, f <= 1.0
+
+
+class SubjectRenderer:
+    def __init__(self, anat: Anatomy, canvas: Canvas) -> None:
+        self.anat = anat
+        self.canvas = canvas
+        self.ref = anat.spine.centre(0.0)
+        self.static = self._draw_static()
+        self._organs = self._organ_forms()
+        self._stamps: dict[tuple, Stamp] = {}
+        self._layer = Layer(canvas.size)
+
+    # -- once per subject ------------------------------------------------------------------
+    def _draw_static(self) -> np.ndarray:
+        anat, canvas = self.anat, self.canvas
+        n = canvas.size
+        img = np.full((n, n), -1000.0, np.float32)
+        hu, sp = anat.hu, anat.spine
+        bx, by, ax, ay, fat = anat.body_outline
+        table_y = by + ay + 4.0  # the couch: a thin curved shell under the back
+        paint(img, canvas.ellipse(bx, table_y - 400.0, 420.0, 403.0), hu["table"])
+        paint(img, canvas.ellipse(bx, table_y - 400.0, 420.0, 400.0), -1000.0)
+        paint(img, canvas.ellipse(bx, by, ax, ay), hu["skin"])
+        paint(img, canvas.ellipse(bx, by, ax - 1.5, ay - 1.5), hu["subcutaneous"])
+        paint(img, canvas.ellipse(bx, by, ax - fat, ay - fat), hu["fat"])
+        back = anat.bodies[0].ry + 2 * sp.canal_h + 16.0
+        for side in (-1, 1):  # erector spinae and multifidus
+            x, y = sp.to_image(0.0, side * (sp.canal_w + 14.0), back)
+            paint(img, canvas.ellipse(x, y, 21.0, 19.0, sp.angle), hu["muscle"])
+        self._draw_vessels(img)
+        return img
+
+    def _organ_forms(self) -> list[tuple]:
+        """(quadratic form, HU, scale at z) of what stays put while its size changes along z:
+        liver and spleen tips shrinking caudally, kidneys widest at the hilum, the psoas
+        growing from L1 to L2, bowel loops coming and going. A slice fills q <= scale^2."""
+        anat, canvas = self.anat, self.canvas
+        hu, sp = anat.hu, anat.spine
+        cx, cy = self.ref
+        h1 = anat.bodies[0].height
+        span0, span1 = anat.span
+        forms = [
+            (canvas.quadratic(cx - 105.0, cy - 20.0, 55.0, 75.0), hu["liver"],
+             lambda z: math.sqrt(max(0.0, 1.0 - (z + 20.0) / (h1 + 45.0)))),
+            (canvas.quadratic(cx + 98.0, cy + 20.0, 32.0, 45.0, -0.5), hu["spleen"],
+             lambda z: math.sqrt(max(0.0, 1.0 - (z + 25.0) / (h1 + 15.0)))),
+        ]
+        for x, y, ax, ay, angle, zc in anat.kidneys:
+            kx, ky = cx + x, cy + y
+            size = (lambda zc: lambda z: math.sqrt(max(0.0, 1.0 - ((z - zc) / 55.0) ** 2)))(zc)
+            kidney = canvas.quadratic(kx, ky, ax, ay, angle)
+            forms.append((kidney, hu["kidney"], size))
+            cortex = 6.0 / (0.5 * (ax + ay))  # the renal cortex is about 6 mm thick
+            forms.append((kidney, hu["medulla"],
+                          (lambda f, c: lambda z: max(f(z) - c, 0.0))(size, cortex)))
+            hilum = (lambda zc: lambda z: 1.0 if abs(z - zc) < 14.0 else 0.0)(zc)
+            sx = kx - math.copysign(ax * 0.45, x)  # renal sinus on the medial side
+            forms.append((canvas.quadratic(sx, ky, ax * 0.45, ay * 0.35, angle), hu["fat"], hilum))
+            forms.append((canvas.quadratic(sx, ky, ax * 0.3, ay * 0.2, angle), hu["pelvis"], hilum))
+        z_mid = 0.5 * (span0 + span1)
+        rx_mid = 0.5 * (anat.bodies[0].rx + anat.bodies[1].rx)
+
+        def psoas(z: float) -> float:  # 5 mm wide at the top of the stack, 13 mm at the bottom
+            return (5.0 + 8.0 * min(max((z - span0) / (span1 - span0), 0.0), 1.0)) / 13.0
+
+        for side in (-1, 1):
+            x, y = sp.to_image(z_mid, side * (rx_mid + 10.0), 2.0)
+            forms.append((canvas.quadratic(x, y, 13.0, 14.0, sp.angle + side * 0.3),
+                          hu["muscle"], psoas))
+        for loop in anat.bowel:
+            z0, z1, r = loop["z0"], loop["z1"], loop["r"]
+
+            def size(z: float, z0=z0, z1=z1, shrink=0.0) -> float:
+                if not z0 <= z <= z1:
+                    return 0.0
+                t = (z - z0) / (z1 - z0)
+                return max(math.sqrt(max(0.05, 1.0 - (2.0 * t - 1.0) ** 2)) - shrink, 0.0)
+
+            x, y = loop["x"], loop["y"]
+            shape = canvas.quadratic(x, y, r, r)
+            forms.append((shape, hu["bowel_wall"], size))
+            inner = -900.0 if loop["kind"] == "gas" else loop["value"]
+            forms.append((shape, inner, (lambda f, s: lambda z: f(z, shrink=s))(size, 1.5 / r)))
+            if loop["kind"] in ("mixed", "mixed_gas"):  # gas rises anteriorly (up the image)
+                forms.append((canvas.quadratic(x, y - 0.6 * r, 0.75 * r, 0.35 * r), -900.0,
+                              (lambda f: lambda z: f(z) if f(z) * r > 4.0 else 0.0)(size)))
+        return [f for f in forms if f[0] is not None]
+
+    def _draw_vessels(self, img: np.ndarray) -> None:
+        """Aorta (wall and lumen) and inferior vena cava, in front of the spine's mid-point."""
+        anat, canvas = self.anat, self.canvas
+        hu, sp = anat.hu, anat.spine
+        span0, span1 = anat.span
+        z_mid = 0.5 * (span0 + span1)
+        ry = 0.5 * (anat.bodies[0].ry + anat.bodies[1].ry)
+        dx, gap, r = anat.aorta
+        self.aorta_xy = sp.to_image(z_mid, dx, -(ry + gap + r))
+        paint(img, canvas.ellipse(*self.aorta_xy, r, r), hu["muscle"])  # the wall
+        paint(img, canvas.ellipse(*self.aorta_xy, r - 1.5, r - 1.5), hu["aorta"])
+        ix, gap_i, iax, iay = anat.ivc
+        x, y = sp.to_image(z_mid, ix, -(ry + gap_i + iay))
+        paint(img, canvas.ellipse(x, y, iax, iay), hu["ivc"])
+
+    def _stamp(self, element: str, disc: str | None = None) -> Stamp:
+        """One posterior element, or a disc, drawn at z = 0. L1's and L2's arches differ by
+        less than a millimetre in position, so they share L1's stamps."""
+        key = (element, disc)
+        if key in self._stamps:
+            return self._stamps[key]
+        anat, canvas = self.anat, self.canvas
+        layer = self._layer
+        hu, sp = anat.hu, anat.spine
+        b = anat.bodies[0]
+        if disc:  # the body below the disc sets its outline (L2 for L2/L3)
+            b = anat.bodies[0] if disc == anat.discs[0][0] else anat.bodies[1]
+        rx, ry = (b.rx, b.ry) if disc else b.radii(b.top + 0.3 * b.height)
+        back_wall = ry - b.dent
+        vc = back_wall + 1.5 + sp.canal_h  # the canal's centre
+        bone, marrow, a = hu["posterior_bone"], hu["marrow"], sp.angle
+
+        def at(u: float, v: float) -> tuple[float, float]:
+            return sp.to_image(0.0, u, v)
+
+        if element == "transverse":
+            for side in (-1, 1):
+                tl = sp.transverse_len
+                x, y = at(side * (sp.canal_w + 4.0 + tl / 2), vc - 1.0)
+                paint_ring(layer, canvas, x, y, tl / 2 + 2.0, 4.0, a - side * 0.15, 1.8, bone,
+                           marrow)
+        elif element == "pedicles":
+            for side in (-1, 1):
+                x, y = at(side * (sp.canal_w + 2.5), back_wall + 0.9 * sp.canal_h)
+                paint_ring(layer, canvas, x, y, 4.5, sp.canal_h + 3.0, a, 1.8, bone, marrow)
+        elif element == "facets":
+            for side in (-1, 1):
+                x, y = at(side * (sp.canal_w + 4.0), vc + 0.6 * sp.canal_h + 3.0)
+                paint_ring(layer, canvas, x, y, 5.0, 6.5, a + side * 0.5, 1.8, bone, marrow)
+        elif element == "lamina":  # the roof of the canal (the canal is carved out after)
+            x, y = at(0.0, vc + 0.45 * sp.canal_h + 1.0)
+            paint(layer, canvas.ellipse(x, y, sp.canal_w + 5.0, 0.9 * sp.canal_h + 3.5, a), bone)
+        elif element == "spinous":
+            sl = sp.spinous_len
+            x, y = at(0.0, vc + sp.canal_h + 3.0 + sl / 2)
+            paint_ring(layer, canvas, x, y, 3.5, sl / 2 + 1.5, a, 1.6, bone, marrow)
+        elif element == "canal":
+            x, y = at(0.0, vc)
+            paint(layer, canvas.ellipse(x, y, sp.canal_w + 1.0, sp.canal_h + 1.0, a), hu["fat"])
+            paint(layer, canvas.ellipse(x, y, sp.canal_w - 1.5, sp.canal_h - 1.5, a), hu["sac"])
+        elif element == "disc":  # slightly bulging beyond its endplates; softer nucleus
+            x, y = at(0.0, 0.0)
+            paint(layer, superellipse(canvas, x, y, rx * 1.04, ry * 1.04, b.power, b.dent, a),
+                  hu["disc_annulus"])
+            paint(layer, superellipse(canvas, x, y, rx * 0.6, ry * 0.55, b.power, 0.0, a),
+                  hu["disc_nucleus"])
+            if disc in anat.vacuum_discs:  # gas in a degenerated disc
+                paint(layer, canvas.ellipse(x + 0.2 * rx, y, 0.35 * rx, 2.0, a + 0.2), -700.0)
+        stamp = self._stamps[key] = layer.stamp()
+        return stamp
+
+    # -- per slice --------------------------------------------------------------------------
+    def shift(self, z: float) -> tuple[int, int]:
+        """Whole-pixel displacement of the spine at z from its position at z = 0."""
+        cx, cy = self.anat.spine.centre(z)
+        p = self.canvas.pixel_mm
+        return round((cy - self.ref[1]) / p), round((cx - self.ref[0]) / p)
+
+    def tissue(self, z: float, slab_offsets: list[float]) -> np.ndarray:
+        """The slice's HU before blur: slow anatomy at z, fast anatomy averaged over the slab."""
+        plane = self.static.copy()
+        self._slow(plane, z)
+        if len(slab_offsets) == 1:
+            self._fast(plane, z + slab_offsets[0])
+            return plane
+        total = np.zeros_like(plane)
+        for dz in slab_offsets:
+            sample = plane.copy()
+            self._fast(sample, z + dz)
+            total += sample
+        total *= 1.0 / len(slab_offsets)
+        return total
+
+    def _slow(self, img: np.ndarray, z: float) -> None:
+        for (where, q), value, size in self._organs:
+            t = size(z)
+            if t > 0:
+                img[where][q <= t * t] = value
+        anat, canvas = self.anat, self.canvas
+        r = anat.aorta[2]
+        for angle, width, value, z0, z1 in anat.plaques:  # calcified plaques are patchy in z
+            if z0 <= z <= z1:
+                px = self.aorta_xy[0] + (r - 0.8) * math.cos(angle)
+                py = self.aorta_xy[1] + (r - 0.8) * math.sin(angle)
+                paint(img, canvas.ellipse(px, py, r * width * 0.6, 1.3, angle + math.pi / 2),
+                      value)
+
+    def _rib(self, side: int, dx: float, dy: float) -> Stamp:
+        """A rib's cross-section at z = -10 mm (it moves laterally and back with z)."""
+        key = ("rib", side, dx)
+        if key not in self._stamps:
+            layer = self._layer
+            hu = self.anat.hu
+            x, y = self.ref[0] + side * dx, self.ref[1] + dy
+            paint_ring(layer, self.canvas, x, y, 7.0, 4.5, side * -0.7, 1.6, hu["rib_bone"],
+                       hu["marrow"])
+            self._stamps[key] = layer.stamp()
+        return self._stamps[key]
+
+    def _fast(self, img: np.ndarray, z: float) -> None:
+        anat = self.anat
+        di, dj = self.shift(z)
+        p = self.canvas.pixel_mm
+        for side, dx, dy, z_end in anat.ribs:
+            if z <= z_end:
+                self._rib(side, dx, dy).paste(img, di + round(0.15 * (z + 10.0) / p),
+                                              dj + side * round(0.25 * (z + 10.0) / p))
+        kind, _, f = anat.region(z)
+        if kind == "body":
+            # The arch belongs to the vertebra: pedicles and transverse processes high, the
+            # lamina and spinous process low, articular processes near the endplates.
+            disc = None
+            parts = [("transverse", 0.15 <= f <= 0.5), ("pedicles", 0.05 <= f <= 0.6),
+                     ("facets", f <= 0.2 or f >= 0.9), ("lamina", f >= 0.35),
+                     ("spinous", f >= 0.4), ("canal", True)]
+        else:  # at a disc, the lower arch of the vertebra above and the facet joints show
+            disc = next((d[0] for d in anat.discs if d[1] <= z <= d[2]), anat.discs[-1][0])
+            parts = [("facets", True), ("lamina", f <= 0.6), ("spinous", f <= 0.8),
+                     ("canal", True), ("disc", True)]
+        for element, present in parts:
+            if present:
+                self._stamp(element, disc if element == "disc" else None).paste(img, di, dj)
+
+    def vertebral_body(self, img: np.ndarray, label: np.ndarray, z: float,
+                       cancellous_hu: float):
+        """Draw and label the body at z (a body slice); returns (window, u, v, box): the body's
+        window with its interior's coordinates normalised to the interior's radii (for the
+        texture) and the box holding every labelled pixel; None in a disc slice."""
+        anat, canvas = self.anat, self.canvas
+        kind, index, _ = anat.region(z)
+        if kind != "body":
+            return None
+        b, sp = anat.bodies[index], anat.spine
+        rx, ry = b.radii(z)
+        cx, cy = sp.centre(z)
+        a = sp.angle
+        cortex = anat.hu["cortex"]
+        spurs = []
+        for bi, endplate, angle, length, width, reach in anat.osteophytes:
+            dz = abs(z - endplate)
+            grow = length * (1.0 - dz / reach) if bi == index and dz < reach else 0.0
+            if grow < 1.0:
+                continue
+            r = b.boundary_distance(angle, z) + grow / 2 - 1.0
+            x, y = sp.to_image(z, r * math.cos(angle), r * math.sin(angle))
+            shape = canvas.ellipse(x, y, grow / 2 + 1.0, width, a + angle)
+            if shape is not None:
+                where, mask = shape
+                img[where][mask] = cortex
+                label[where][mask] = 1
+                spurs.append(where)
+        found = canvas.window(cx, cy, max(rx, ry))
+        if found is None:
+            return None
+        where, dx, dy = found
+        c, s = math.cos(a), math.sin(a)
+        u = dx * c + dy * s
+        v = dy * c - dx * s
+        bump = np.clip(1.0 - (u * (1.0 / (0.6 * rx))) ** 2, 0.0, None)
+        au, av = np.abs(u), np.abs(v + b.dent * bump * (v > 0))
+        p = b.power
+        outer = (au * (1.0 / rx)) ** p + (av * (1.0 / ry)) ** p <= 1.0
+        ix, iy = rx - b.shell, ry - b.shell
+        inner = (au * (1.0 / ix)) ** p + (av * (1.0 / iy)) ** p <= 1.0
+        img[where][outer] = cortex
+        label[where][outer] = 1
+        img[where][inner] = cancellous_hu
+        label[where][inner] = 2
+        for bi, iu, iv, zc, radius in anat.islands:
+            rs = math.sqrt(max(radius * radius - (z - zc) ** 2, 0.0))
+            if bi == index and rs >= 2.0:  # a smaller cut would blur into a pixel or two
+                x, y = sp.to_image(z, iu, iv)
+                shape = canvas.ellipse(x, y, rs, rs)
+                if shape is not None:
+                    w, m = shape
+                    img[w][m] = cortex - 300.0
+                    label[w][m] = 1
+        box = [where[0].start, where[0].stop, where[1].start, where[1].stop]
+        for ys, xs in spurs:
+            box = [min(box[0], ys.start), max(box[1], ys.stop), min(box[2], xs.start),
+                   max(box[3], xs.stop)]
+        return where, u * (1.0 / ix), v * (1.0 / iy), box

@@ -1,0 +1,297 @@
+"""The phantom against known answers: labels and HU as documented in docs/phantom.md, the true
+BMD recovered by a Johnson-Su fit of the ground-truth cancellous pixels, the paper's age law
+recovered from the cohort, a threshold failing, splits by subject, determinism, and
+``jmedbench dataset show``."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import numpy as np
+import pytest
+import scipy.stats
+from scipy import ndimage
+
+from jmedbench.config import build_config
+from jmedbench.density.johnsonsu import johnson_su_mode
+from jmedbench.engine.build import build_dataset
+from jmedbench.errors import UserError
+from jmedbench_phantom.cohort import AGE_LAW, AGE_RANGE, SITES, STORED_OFFSET
+from jmedbench_phantom.dataset import draw_cohort, make_phantom_dataset
+
+SMALL = dict(train_subjects=3, val_subjects=1, test_subjects=1, shift_subjects=3,
+             unlabelled_subjects=1, slices_per_subject=8)
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return make_phantom_dataset(seed=11, image_size=128, **SMALL)
+
+
+def all_subjects(dataset):
+    return [s for subjects in dataset.splits.values() for s in subjects]
+
+
+def by_site(dataset, site):
+    return [s for s in all_subjects(dataset) if s.site == site]
+
+
+# -- labels and HU -----------------------------------------------------------------------------
+
+def test_arrays_are_ct_like_and_labels_are_the_three_classes(phantom):
+    for s in all_subjects(phantom):
+        assert s.image.dtype == np.float32 and s.label.dtype == np.uint8
+        assert s.image.shape == s.label.shape == (8, 128, 128)
+        assert set(np.unique(s.label)) <= {0, 1, 2}
+        assert np.array_equal(s.image, np.rint(s.image))  # integers, as CT stores them
+        assert s.image.min() >= -1024 and s.image.max() <= 3071
+        assert s.spacing[0] == SITES[s.site].slice_mm
+        assert s.spacing[1] == s.spacing[2] == pytest.approx(SITES[s.site].fov_mm / 128, rel=0.06)
+
+
+def test_disc_slices_are_unlabelled_and_body_slices_have_both_classes(phantom):
+    kinds = set()
+    for s in all_subjects(phantom):
+        for i, region in enumerate(s.meta["slice_regions"]):
+            present = set(np.unique(s.label[i])) - {0}
+            if "/" in region:  # an intervertebral disc, e.g. "L1/L2"
+                kinds.add("disc")
+                assert not present, f"{s.subject_id} slice {i} in disc {region} is labelled"
+            else:
+                kinds.add(region)
+                assert present == {1, 2}, f"{s.subject_id} slice {i} ({region}): {present}"
+    assert kinds == {"disc", "L1", "L2"}
+
+
+def test_cortical_shell_is_at_least_two_pixels_thick_at_128(phantom):
+    disc = ndimage.generate_binary_structure(2, 1)
+    for s in all_subjects(phantom):
+        for i in range(s.n_slices):
+            cancellous = s.label[i] == 2
+            if cancellous.any():
+                grown = ndimage.binary_dilation(cancellous, disc, iterations=2)
+                assert (s.label[i][grown] > 0).all(), f"{s.subject_id} slice {i}"
+
+
+def test_cortical_and_cancellous_hu_as_documented(phantom):
+    for site in ("N", "S"):
+        subjects = by_site(phantom, site)
+        cortical = np.concatenate([s.image[s.label == 1] for s in subjects])
+        assert 1440 <= cortical.mean() <= 1525, (site, cortical.mean())
+        for s in subjects:
+            cancellous = s.image[s.label == 2]
+            # right-skewed Johnson-Su: the mean sits a little above the mode (true BMD)
+            assert s.true_bmd < cancellous.mean() < s.true_bmd + 40
+            assert 20 < cancellous.std() < 90
+
+
+def test_site_s_has_thicker_slices_and_larger_vertebrae_in_pixels(phantom):
+    def labelled_area(site):
+        areas = [(s.label[i] > 0).sum() for s in by_site(phantom, site)
+                 for i in range(s.n_slices) if s.label[i].any()]
+        return np.mean(areas)
+
+    assert labelled_area("S") > 1.1 * labelled_area("N")
+    assert {s.spacing[0] for s in by_site(phantom, "S")} == {5.0}
+    assert {s.spacing[0] for s in by_site(phantom, "N")} == {3.0}
+
+
+# -- the known BMD -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("split", ["train", "shift"])
+def test_true_bmd_is_recovered_by_a_johnson_su_fit_within_1_hu(phantom, split):
+    for s in phantom.splits[split][:2]:
+        pixels = s.image[s.label == 2].astype(np.float64)
+        a, b, loc, scale = scipy.stats.johnsonsu.fit(pixels)
+        assert abs(johnson_su_mode(a, b, loc, scale) - s.true_bmd) < 1.0, s.subject_id
+
+
+def test_stored_johnson_su_has_the_true_bmd_as_its_mode(phantom):
+    for s in all_subjects(phantom):
+        p = s.meta["johnson_su"]
+        assert johnson_su_mode(p["a"], p["b"], p["loc"], p["scale"]) == pytest.approx(
+            s.true_bmd, abs=1e-6)
+
+
+def _fit_law(people, sex):
+    group = [p for p in people if p.sex == sex]
+    age = np.array([p.age for p in group], float)
+    bmd = np.array([p.true_bmd for p in group]) + STORED_OFFSET
+    slope, intercept = np.polyfit(age, bmd, 1)
+    return -slope, intercept, len(group)
+
+
+@pytest.mark.parametrize("site", ["N", "S"])
+def test_cohort_law_is_exact_without_personal_scatter(site):
+    people = draw_cohort(seed=3, site=site, count=60, bmd_scatter_hu=0.0)
+    for sex in ("F", "M"):
+        k, z, _ = _fit_law(people, sex)
+        assert (k, z) == pytest.approx(AGE_LAW[(sex, site)], abs=1e-6)
+
+
+@pytest.mark.parametrize("site", ["N", "S"])
+def test_cohort_law_is_recovered_from_many_subjects_with_scatter(site):
+    # 15 HU personal scatter, ~750 people per sex, ages uniform 39-80: the standard errors are
+    # about 0.05 (k) and 2.8 (Z), so these bounds are more than four of them.
+    people = draw_cohort(seed=5, site=site, count=1500)
+    assert {p.age for p in people} == set(range(AGE_RANGE[0], AGE_RANGE[1] + 1))
+    for sex in ("F", "M"):
+        k, z, n = _fit_law(people, sex)
+        k_true, z_true = AGE_LAW[(sex, site)]
+        assert n > 600
+        assert abs(k - k_true) < 0.25 and abs(z - z_true) < 12.0, (sex, site, k, z)
+
+
+def test_dataset_subjects_are_the_cohort_draws(phantom):
+    people = {p.subject_id: p for site in ("N", "S")
+              for p in draw_cohort(seed=11, site=site, count=8)}
+    for s in all_subjects(phantom):
+        p = people[s.subject_id]
+        assert (s.sex, s.age, s.true_bmd) == (p.sex, p.age, p.true_bmd)
+
+
+# -- a threshold is not enough -----------------------------------------------------------------
+
+def test_best_two_threshold_segmentation_fails(phantom):
+    subjects = phantom.splits["train"] + phantom.splits["shift"]
+    images = np.concatenate([s.image for s in subjects])
+    labels = np.concatenate([s.label for s in subjects])
+    best = 0.0
+    for high in range(300, 1701, 50):  # cortical >= high, cancellous in [low, high)
+        for low in range(-100, 401, 25):
+            pred = np.where(images >= high, 1, np.where(images >= low, 2, 0))
+            dice = [2 * ((pred == c) & (labels == c)).sum() / ((pred == c).sum()
+                                                             + (labels == c).sum())
+                    for c in (1, 2)]
+            best = max(best, float(np.mean(dice)))
+    assert best < 0.8
+
+
+# -- splits, views, determinism ----------------------------------------------------------------
+
+def test_splits_are_by_subject_and_by_site(phantom):
+    ids = [s.subject_id for s in all_subjects(phantom)]
+    assert len(ids) == len(set(ids))
+    assert {split: len(v) for split, v in phantom.splits.items()} == {
+        "train": 3, "val": 1, "test": 1, "unlabelled": 1, "shift": 3}
+    for split in ("train", "val", "test", "unlabelled"):
+        assert {s.site for s in phantom.splits[split]} == {"N"}
+    assert {s.site for s in phantom.splits["shift"]} == {"S"}
+
+
+def test_a_subject_does_not_depend_on_the_split_sizes():
+    small = make_phantom_dataset(seed=2, image_size=64, train_subjects=2, val_subjects=0,
+                                 test_subjects=1, shift_subjects=1, slices_per_subject=3)
+    large = make_phantom_dataset(seed=2, image_size=64, train_subjects=2, val_subjects=0,
+                                 test_subjects=2, shift_subjects=2, slices_per_subject=3)
+    for split in ("train", "test", "shift"):
+        for a, b in zip(small.splits[split], large.splits[split]):
+            assert a.subject_id == b.subject_id
+            assert np.array_equal(a.image, b.image) and np.array_equal(a.label, b.label)
+
+
+def test_generation_is_deterministic_given_the_seed():
+    options = dict(image_size=64, train_subjects=2, val_subjects=0, test_subjects=1,
+                   shift_subjects=1, slices_per_subject=4)
+    one, two = make_phantom_dataset(seed=7, **options), make_phantom_dataset(seed=7, **options)
+    other = make_phantom_dataset(seed=8, **options)
+    for a, b, c in zip(all_subjects(one), all_subjects(two), all_subjects(other)):
+        assert np.array_equal(a.image, b.image) and np.array_equal(a.label, b.label)
+        assert a.meta == b.meta and a.true_bmd == b.true_bmd
+        assert not np.array_equal(a.image, c.image)
+
+
+def test_cross_site_view_trains_at_s_and_shifts_to_n(registry):
+    cfg = build_config("quick", overrides={"dataset": "phantom-s"})
+    dataset = build_dataset(registry, cfg)
+    assert dataset.name == "phantom-s"
+    assert {s.site for s in dataset.split("train")} == {"S"}
+    assert {s.site for s in dataset.split("shift")} == {"N"}
+    assert dataset.split("train")[0].image.shape[1:] == (64, 64)
+
+
+def test_profile_options_reach_the_phantom(registry):
+    cfg = build_config("quick")
+    dataset = build_dataset(registry, cfg)
+    opts = cfg.dataset_options("phantom")
+    assert len(dataset.split("train")) == opts["train_subjects"]
+    assert dataset.split("train")[0].n_slices == opts["slices_per_subject"]
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"train_subjects": 0}, "train_subjects must be an integer >= 1"),
+    ({"slices_per_subject": 2.5}, "slices_per_subject must be an integer"),
+    ({"train_site": "X"}, "train_site must be one of N, S"),
+    ({"bmd_scatter_hu": -1}, "bmd_scatter_hu must be a number >= 0"),
+])
+def test_bad_options_are_one_clear_user_error(options, message):
+    with pytest.raises(UserError, match=message):
+        make_phantom_dataset(**options)
+
+
+# -- jmedbench dataset show --------------------------------------------------------------------
+
+def test_dataset_show_json_and_montage(tmp_path, capsys):
+    from jmedbench.cli import main
+
+    png = tmp_path / "montage.png"
+    assert main(["dataset", "show", "phantom", "--json", "--out", str(png), "--seed", "4",
+                 "--slices", "3"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["name"] == "phantom" and summary["seed"] == 4
+    assert set(summary["splits"]) >= {"train", "val", "test", "shift"}
+    train, shift = summary["splits"]["train"], summary["splits"]["shift"]
+    assert train["sites"] == ["N"] and shift["sites"] == ["S"]
+    assert train["spacing_mm"]["z"] == [3.0, 3.0] and shift["spacing_mm"]["z"] == [5.0, 5.0]
+    low = min(-k * 80 + z for k, z in AGE_LAW.values()) - STORED_OFFSET - 80
+    high = max(-k * 39 + z for k, z in AGE_LAW.values()) - STORED_OFFSET + 80
+    assert low < train["true_bmd_hu"][0] <= train["true_bmd_hu"][1] < high
+    assert 1400 < train["cortical_hu_mean"] < 1560
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert summary["montage"]["tiles"] > 0
+
+
+def test_dataset_show_table_for_people(capsys):
+    from jmedbench.cli import main
+
+    assert main(["dataset", "show", "phantom-s", "--seed", "1"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "phantom-s" in out and "shift" in out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["dataset", "show", "phantomm"], "unknown dataset 'phantomm'"),
+    (["dataset", "show", "phantom", "--profile", "nope"], "unknown profile 'nope'"),
+    (["dataset", "show", "phantom", "--out", "/nonexistent-dir/m.png"], "does not exist"),
+    (["dataset", "show", "phantom", "--out", "montage.jpg"], "name it *.png"),
+])
+def test_dataset_show_bad_input_exits_2_with_one_line(argv, message, capsys):
+    from jmedbench.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in " ".join(err.split()) and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [["dataset", "show"], ["dataset", "show", "phantom",
+                                                        "--slices", "0"],
+                                  ["dataset", "show", "phantom", "--seed", "x"]])
+def test_dataset_show_usage_mistakes_exit_2(argv, capsys):
+    from jmedbench.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+
+
+def test_bad_phantom_option_in_a_config_file_exits_2(tmp_path, capsys):
+    from jmedbench.cli import main
+
+    config = tmp_path / "bad.toml"
+    config.write_text(textwrap.dedent("""
+        [data.phantom]
+        train_subjects = -3
+    """))
+    assert main(["dataset", "show", "phantom", "--config", str(config)]) == 2
+    assert "train_subjects must be an integer >= 1" in capsys.readouterr().err
