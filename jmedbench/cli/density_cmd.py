@@ -295,10 +295,10 @@ def _print_cohort(result: CohortResult, title: str) -> None:
 
 
 def _print_law(result: CohortResult, laws: dict) -> None:
-    table = Table(title="personal statistics against what generated the data")
-    for column in ("site", "sex", "k measured", "95% CI k", "k of true BMDs", "k of the law",
-                   "law inside CI"):
-        table.add_column(column, justify="right")
+    table = Table(title="personal statistics against what generated the data",
+                  box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1), collapse_padding=True)
+    for column in ("site", "sex", "k", "k 95% CI", "k true BMDs", "k law", "law in CI"):
+        table.add_column(column, justify="right", no_wrap=True)
     for g in result.groups:
         law = laws.get((g.sex, g.site))
         if g.statistics != "personal" or not law:
@@ -306,7 +306,10 @@ def _print_law(result: CohortResult, laws: dict) -> None:
         k_law = law.get("k_law", float("nan"))
         inside = ("-" if not math.isfinite(k_law) else
                   "yes" if g.k_ci_low <= k_law <= g.k_ci_high else "NO")
-        table.add_row(g.site, g.sex, fmt(g.k, 3), f"[{fmt(g.k_ci_low, 2)}, "
-                      f"{fmt(g.k_ci_high, 2)}]", fmt(law.get("k_true"), 3), fmt(k_law, 3),
+        table.add_row(g.site, g.sex, fmt(g.k, 3), f"{fmt(g.k_ci_low, 2)} to "
+                      f"{fmt(g.k_ci_high, 2)}", fmt(law.get("k_true"), 3), fmt(k_law, 3),
                       inside)
     console.print(table)
+    console.print("k true BMDs: the same regression on the subjects' true BMDs (what a perfect "
+                  "measurement gives); k law: the law the dataset was generated from",
+                  highlight=False)
