@@ -216,6 +216,7 @@ def draw_anatomy(rng: np.random.Generator, person: Person, site: Site) -> Anatom
     facts = {"contrast_phase": str(phase), "oral_contrast": bool(oral),
              "aorta_calcified": bool(plaques), "osteophytes": len(osteophytes),
              "bone_islands": len(islands), "vacuum_discs": sorted(vacuum),
-             "vertebral_width_mm": round(2 * rx1, 1), "cortical_shell_mm": round(shell, 2)}
+             "vertebral_width_mm": round(2 * rx1, 1), "cortical_shell_mm": round(shell, 2),
+             "cortical_hu": round(hu["cortex"], 1)}
     return Anatomy([l1, l2], discs, spine, hu, body_outline, aorta, plaques, ivc, kidneys, bowel,
                    ribs, osteophytes, islands, vacuum, facts)

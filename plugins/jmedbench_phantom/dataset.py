@@ -21,9 +21,9 @@ from jmedbench.errors import UserError
 
 from jmedbench_phantom.anatomy import Anatomy, draw_anatomy
 from jmedbench_phantom.canvas import Canvas
-from jmedbench_phantom.render import SubjectRenderer
 from jmedbench_phantom.cohort import (AGE_LAW, DEFAULT_BMD_SCATTER_HU, SITES, Person, Site,
                                       draw_person)
+from jmedbench_phantom.render import SubjectRenderer
 from jmedbench_phantom.texture import FieldBank, noise_bank, trabecular_bank
 
 SITE_CODES = {"N": 1, "S": 2}
@@ -82,21 +82,26 @@ def gaussian_weights(sigma_px: float) -> np.ndarray:
     return (w / w.sum()).astype(np.float32)
 
 
-def hold_cortical_mean(image: np.ndarray, tissue: np.ndarray, label: np.ndarray,
-                       cortex_hu: float, psf: np.ndarray, box: list[int]) -> None:
-    """Brighten the shell (before noise) so that the labelled cortical pixels average
-    ``cortex_hu`` after the blur, whatever the pixel size and kernel: blur spills a thin
-    shell's HU into its neighbours, more so at coarse pixels and soft kernels. The image is
-    linear in the shell's HU, so one blurred indicator of the shell gives the exact correction.
-    ``box`` (i0, i1, j0, j1) holds every labelled pixel."""
-    pad = psf.size
-    box = (slice(max(box[0] - pad, 0), box[1] + pad), slice(max(box[2] - pad, 0), box[3] + pad))
-    shell = (tissue[box] == np.float32(cortex_hu)).astype(np.float32)
-    spread = correlate1d(correlate1d(shell, psf, 0, mode="constant"), psf, 1, mode="constant")
-    inside = label[box] == 1
+def blur(planes: np.ndarray, psf: np.ndarray) -> np.ndarray:
+    """The reconstruction kernel: a separable Gaussian over the last two axes."""
+    out = correlate1d(planes, psf, -2, mode="nearest")
+    return correlate1d(out, psf, -1, mode="nearest", output=out)
+
+
+def blur_holding_cortical_mean(tissue: np.ndarray, label: np.ndarray, cortex_hu: float,
+                               psf: np.ndarray) -> np.ndarray:
+    """Blur the slice, with the shell brightened so that the labelled cortical pixels average
+    ``cortex_hu`` afterwards, whatever the pixel size and kernel (blur spills a thin shell's HU
+    into its neighbours, more so at coarse pixels and soft kernels). The image is linear in the
+    shell's HU, so the blurred indicator of the shell, blurred in the same pass, gives the
+    exact correction."""
+    shell = (tissue == np.float32(cortex_hu)).astype(np.float32)
+    image, spread = blur(np.stack([tissue, shell]), psf)
+    inside = label == 1
     gain = float(spread[inside].mean()) if inside.any() else 0.0
     if gain > 0:
-        image[box] += ((cortex_hu - float(image[box][inside].mean())) / gain) * spread
+        image += ((cortex_hu - float(image[inside].mean())) / gain) * spread
+    return image
 
 
 def render_subject(person: Person, site: Site, size: int, n_slices: int, banks: SiteBanks,
@@ -125,9 +130,10 @@ def render_subject(person: Person, site: Site, size: int, n_slices: int, banks: 
         regions.append(anat.bodies[index].name if kind == "body" else
                        next(d[0] for d in anat.discs if d[1] <= z <= d[2]))
         noise = banks.noise.crop(rng)
-        image = correlate1d(correlate1d(tissue, psf, 0, mode="nearest"), psf, 1, mode="nearest")
-        if texture is not None:
-            hold_cortical_mean(image, tissue, labels[s], anat.hu["cortex"], psf, texture[3])
+        if texture is None:
+            image = blur(tissue, psf)
+        else:
+            image = blur_holding_cortical_mean(tissue, labels[s], anat.hu["cortex"], psf)
         image += site.calibration_hu
         image += site.noise_hu * noise
         images[s] = image
