@@ -18,7 +18,8 @@ import pluggy
 
 from jmedbench import hookspecs
 from jmedbench.errors import PluginError, UnknownNameError, UserError
-from jmedbench.specs import CorruptionSpec, DatasetSpec, MetricSpec, ModelSpec, StrategySpec
+from jmedbench.specs import (BackendSpec, CorruptionSpec, DatasetSpec, MetricSpec, ModelSpec,
+                             StrategySpec)
 
 ENTRY_POINT_GROUP = "jmedbench"
 
@@ -29,9 +30,10 @@ KINDS: dict[str, tuple[str, type]] = {
     "strategies": ("jmedbench_strategies", StrategySpec),
     "metrics": ("jmedbench_metrics", MetricSpec),
     "corruptions": ("jmedbench_corruptions", CorruptionSpec),
+    "backends": ("jmedbench_backends", BackendSpec),
 }
 SINGULAR = {"models": "model", "datasets": "dataset", "strategies": "strategy",
-            "metrics": "metric", "corruptions": "corruption"}
+            "metrics": "metric", "corruptions": "corruption", "backends": "backend"}
 
 
 @dataclass
@@ -143,7 +145,7 @@ class Registry:
         return rows
 
     def owner(self, kind: str, name: str, backend: str | None = None) -> str:
-        key = (name, backend if kind == "models" else None)
+        key = (name, (backend or "torch") if kind == "models" else None)
         return self._entries[kind][key].plugin
 
     def get(self, kind: str, name: str, backend: str = "torch") -> Any:
