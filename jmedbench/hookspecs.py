@@ -47,6 +47,15 @@ def jmedbench_corruptions() -> list:
 
 
 @hookspec
+def jmedbench_backends() -> list:
+    """Return a list of :class:`~jmedbench.specs.BackendSpec`: frameworks models can run in
+    (``--backend NAME``). A model is offered in a backend by a ModelSpec with that ``backend``.
+    Must be cheap: return the spec even when the framework is not installed (its factory then
+    raises a UserError naming what to install), and import the framework only in the factory.
+    """
+
+
+@hookspec
 def jmedbench_run_finished(record: dict) -> None:
     """Called once a run has been stored, with its record (as ``jmedbench show --json``).
 

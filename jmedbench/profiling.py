@@ -140,9 +140,12 @@ def profile_model(registry: Registry, name: str, *, size: int = DEFAULT_SIZE,
     """Profile one registered model; returns a flat dict with the keys of PROFILE_KEYS."""
     from jmedbench.weights import load_weights
 
+    if backend != "torch":  # measured by the backend, next to its torch twin in the same run
+        from jmedbench.backends import get_backend
+        return get_backend(registry, backend).profile_model(
+            registry, name, size=size, batch=batch, weights=weights, options=options,
+            repeats=repeats, warmup=warmup, seed=seed)
     spec = registry.model(name, backend)
-    if backend != "torch":
-        raise UserError(f"--backend {backend}: profiling measures torch models only")
     check_size(spec, size)
     if batch < 1:
         raise UserError(f"--batch {batch}: must be at least 1")

@@ -114,3 +114,20 @@ class CorruptionSpec:
     severities: int = 5
     geometric: bool = False
     density: Literal["hu", "recalibrate", "not_applicable"] = "hu"
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A framework models can be built, trained and run in (see :mod:`jmedbench.backends`).
+
+    ``factory()`` returns a :class:`jmedbench.backends.Backend`; when the framework is not
+    installed it raises :class:`jmedbench.errors.UserError` with the ``install`` command. It is
+    called only when a command asks for this backend, so a slow framework import never slows
+    down the others.
+    """
+
+    name: str
+    factory: Callable[..., Any]
+    description: str
+    install: str = ""
+    citation: str = ""

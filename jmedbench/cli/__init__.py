@@ -7,6 +7,8 @@ import argparse
 import importlib
 import sys
 
+from rich.markup import escape
+
 from jmedbench import __version__
 from jmedbench.cli.common import err_console
 from jmedbench.errors import UserError
@@ -47,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        # escape: messages quote brackets ("[strategy] ...", "pip install 'jmedbench[jittor]'")
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False,
+                          soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/yellow]")

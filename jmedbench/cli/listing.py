@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from jmedbench.cli.common import add_json_option, console, err_console, print_json
@@ -29,6 +30,7 @@ COLUMNS = {
     "strategies": ["name", "components", "description", "citation"],
     "metrics": ["name", "scope", "higher_is_better", "description"],
     "corruptions": ["name", "family", "severities", "geometric", "density", "description"],
+    "backends": ["name", "description", "install"],
 }
 
 
@@ -64,8 +66,8 @@ def cmd_list(args) -> int:
 
 def _cell(value: Any) -> str:
     if isinstance(value, (list, tuple)):
-        return ", ".join(map(str, value))
-    return "" if value is None else str(value)
+        return escape(", ".join(map(str, value)))
+    return "" if value is None else escape(str(value))  # "jmedbench[jittor]" is not markup
 
 
 def cmd_plugins(args) -> int:

@@ -94,6 +94,8 @@ def cmd_profile(args) -> int:
                       f"{row['train_step_ms']:.1f}", f"{row['train_images_per_s']:.2f}",
                       "-" if peak is None else f"{peak:.1f}")
     console.print(table)
+    if any("train_step_ratio" in row for row in rows):
+        _print_ratios(rows, args.backend)
     console.print("GFLOPs: forward at batch 1, a multiply-add counts 2 (torch.utils.flop_counter); "
                   "forward ms: batch 1, eval; train: Adam step with Dice + CE at the batch; "
                   "peak: tensor memory of one training step (torch.profiler). Medians of "
@@ -101,3 +103,17 @@ def cmd_profile(args) -> int:
     if store is not None:
         console.print(f"stored {len(rows)} profile(s) in {store.path}", highlight=False)
     return 0
+
+
+def _print_ratios(rows: list[dict], backend: str) -> None:
+    """A backend other than torch measures its torch twin in the same run: times and ratios."""
+    table = Table(title=f"{backend} against torch, measured in the same run, alternating "
+                        f"(ratio = {backend} time / torch time)")
+    for column in ("model", "torch fwd ms", f"{backend} fwd ms", "fwd ratio", "torch step ms",
+                   f"{backend} step ms", "step ratio"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for row in rows:
+        table.add_row(row["model"], f"{row['torch_forward_ms']:.1f}", f"{row['forward_ms']:.1f}",
+                      f"{row['forward_ratio']:.2f}", f"{row['torch_train_step_ms']:.1f}",
+                      f"{row['train_step_ms']:.1f}", f"{row['train_step_ratio']:.2f}")
+    console.print(table)

@@ -12,15 +12,14 @@ import numpy as np
 import torch
 
 from jmedbench import provenance
+from jmedbench.backends import Backend, get_backend, to_input
 from jmedbench.config import RunConfig
 from jmedbench.data import Dataset, Evaluation, stack_slices
 from jmedbench.engine.build import (NUM_CLASSES, build_dataset, build_model, build_strategy,
                                     check_strategy_options)
 from jmedbench.engine.determinism import configure_threads, seed_everything
 from jmedbench.engine.evaluate import aggregate, dataset_metrics, image_metric_rows
-from jmedbench.engine.preprocess import hu_to_input
 from jmedbench.engine.progress import Reporter
-from jmedbench.engine.train import predict, train_supervised
 from jmedbench.errors import UserError
 from jmedbench.registry import Registry
 from jmedbench.store import Store
@@ -51,23 +50,27 @@ class Timer:
 
 def validate(registry: Registry, cfg: RunConfig) -> None:
     """Every name in the config exists, before anything runs or is stored."""
+    get_backend(registry, cfg.backend)  # first: "not installed" says more than "no model"
     registry.model(cfg.model, cfg.backend)
     check_strategy_options(registry, cfg.strategy, cfg.strategy_options)
     registry.dataset(cfg.dataset.partition(":")[0])
 
 
-def predict_subjects(model: torch.nn.Module, images: list[np.ndarray], batch_size: int
-                     ) -> list[np.ndarray]:
-    return [predict(model, torch.from_numpy(hu_to_input(img)), batch_size) for img in images]
+def predict_subjects(model: Any, images: list[np.ndarray], batch_size: int,
+                     backend: Backend | None = None) -> list[np.ndarray]:
+    """Label maps of HU volumes (S, H, W), one per volume; ``backend`` defaults to torch."""
+    backend = backend or get_backend(None, "torch")
+    return [backend.predict(model, to_input(img), batch_size) for img in images]
 
 
-def evaluate_split(model: torch.nn.Module, dataset: Dataset, split: str, registry: Registry,
+def evaluate_split(model: Any, dataset: Dataset, split: str, registry: Registry,
                    cfg: RunConfig, reporter: Reporter) -> tuple[list, dict[str, Any], Evaluation]:
     subjects = dataset.split(split)
     reporter.start(f"predict {split}", len(subjects))
     predictions = []
     for subject in subjects:
-        predictions.extend(predict_subjects(model, [subject.image], cfg.eval.batch_size))
+        predictions.extend(predict_subjects(model, [subject.image], cfg.eval.batch_size,
+                                            get_backend(registry, cfg.backend)))
         reporter.advance(f"predict {split}")
     image_metrics = [m for m in registry.specs("metrics") if m.scope == "image"]
     rows = image_metric_rows(split, subjects, predictions, image_metrics, NUM_CLASSES)
@@ -105,6 +108,8 @@ def execute(registry: Registry, cfg: RunConfig, store: Store, reporter: Reporter
 def _execute(registry: Registry, cfg: RunConfig, reporter: Reporter, timer: Timer,
              run_id: str) -> RunResult:
     seed_everything(cfg.seed)
+    backend = get_backend(registry, cfg.backend)
+    backend.seed(cfg.seed)
     with timer.stage("data"):
         dataset = build_dataset(registry, cfg)
         train_images, train_labels = stack_slices(dataset.split("train"))
@@ -112,20 +117,21 @@ def _execute(registry: Registry, cfg: RunConfig, reporter: Reporter, timer: Time
                       if dataset.has_split("unlabelled") else None)
     with timer.stage("build"):
         model, spec = build_model(registry, cfg)
-        strategy = build_strategy(registry, cfg.strategy, cfg.strategy_options)
-    inputs = torch.from_numpy(hu_to_input(train_images))
+        strategy = backend.adapt_strategy(
+            build_strategy(registry, cfg.strategy, cfg.strategy_options))
+    inputs = to_input(train_images)
     labels = torch.from_numpy(train_labels)
     ctx = TrainContext(train_images=train_images, train_labels=train_labels,
                        unlabelled_images=unlabelled, seed=cfg.seed,
                        options=cfg.strategy_options, model_spec=spec,
                        progress=reporter.callback,
-                       to_input=lambda hu: torch.from_numpy(hu_to_input(hu)))
+                       to_input=to_input)
     with timer.stage("pretrain"):
         strategy.pretrain(model, ctx)
     model = strategy.prepare_model(model, ctx)
     with timer.stage("train"):
-        trained = train_supervised(model, strategy, inputs, labels, cfg.train, cfg.seed,
-                                   NUM_CLASSES, reporter)
+        trained = backend.train(model, strategy, inputs, labels, cfg.train, cfg.seed,
+                                NUM_CLASSES, reporter)
     rows: list = []
     metrics: dict[str, Any] = {}
     details: dict[str, Any] = {"train": {"steps": trained.steps, "losses": trained.losses,
@@ -133,7 +139,7 @@ def _execute(registry: Registry, cfg: RunConfig, reporter: Reporter, timer: Time
                                          "class_weights": trained.class_weights},
                                "budget": ctx.budget, "strategy": strategy.describe(),
                                "dataset": dataset.summary(),
-                               "params": sum(p.numel() for p in model.parameters())}
+                               "params": backend.num_parameters(model)}
     warnings: list[str] = []
     dataset_level = [m for m in registry.specs("metrics") if m.scope == "dataset"]
     evaluations: dict[str, Evaluation] = {}

@@ -1,0 +1,122 @@
+"""Backends: the framework a model is built, trained and run in (PyTorch by default, Jittor
+through the ``jmedbench_jittor`` plugin).
+
+The engine talks to a framework only through a :class:`Backend`; everything around it stays
+shared and numpy (datasets, metrics, density, robustness scoring). What a backend does:
+
+- ``seed(seed)``: seed the framework's own random state (weight initialisation, dropout).
+- ``adapt_strategy(strategy)``: return the strategy in a form this backend can train with, or
+  raise :class:`~jmedbench.errors.UserError` naming the part it cannot run.
+- ``train(...)``: supervised training in place, the recipe of :mod:`jmedbench.engine.train`.
+- ``predict(model, inputs, batch_size)``: label maps (N, H, W) uint8.
+- ``num_parameters(model)``.
+
+The data side is the same for every backend: model inputs are ``torch`` tensors made by
+:func:`to_input` from HU images, and batches are drawn and augmented (``Strategy.augment``) in
+torch with the run's ``torch.Generator``. A backend converts a finished batch to its own arrays.
+So for the same seed every backend sees the same batches, and an augmentation strategy written
+once works with all of them.
+
+A backend is announced by a plugin's ``jmedbench_backends`` hook as a
+:class:`~jmedbench.specs.BackendSpec`; ``torch`` is registered by this module itself (entry
+point ``torch``) and is always available.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from jmedbench.errors import UserError
+from jmedbench.hookspecs import hookimpl
+from jmedbench.specs import BackendSpec
+from jmedbench.strategy import Strategy
+
+DEFAULT = "torch"
+
+
+def to_input(images: np.ndarray) -> Any:
+    """(N, H, W) HU -> (N, 1, H, W) float32 torch tensor: the data side of every backend."""
+    import torch
+
+    from jmedbench.engine.preprocess import hu_to_input
+    return torch.from_numpy(hu_to_input(images))
+
+
+class Backend:
+    """The interface the engine uses; :class:`TorchBackend` is the reference implementation."""
+
+    name = "?"
+
+    def seed(self, seed: int) -> None:
+        raise NotImplementedError
+
+    def adapt_strategy(self, strategy: Strategy) -> Strategy:
+        return strategy
+
+    def train(self, model: Any, strategy: Strategy, inputs: Any, labels: Any, cfg: Any,
+              seed: int, num_classes: int, reporter: Any = None,
+              on_log: Callable[[int, float], None] | None = None) -> Any:
+        """Train ``model`` in place on (N, 1, H, W) torch inputs and (N, H, W) int64 torch
+        labels; returns a :class:`jmedbench.engine.train.TrainResult`."""
+        raise NotImplementedError
+
+    def predict(self, model: Any, inputs: Any, batch_size: int = 16) -> np.ndarray:
+        """Label maps (N, H, W) uint8 of (N, 1, H, W) torch inputs."""
+        raise NotImplementedError
+
+    def num_parameters(self, model: Any) -> int:
+        raise NotImplementedError
+
+    def profile_model(self, registry: Any, name: str, **options: Any) -> dict[str, Any]:
+        """A ``jmedbench profile`` row (see :func:`jmedbench.profiling.profile_model`, whose
+        keyword arguments it takes) measured in this backend; a backend other than torch adds
+        the torch twin's times and the ratios, measured in the same run."""
+        raise UserError(f"--backend {self.name}: this backend cannot be profiled")
+
+
+class TorchBackend(Backend):
+    """PyTorch: the engine's own training loop (:mod:`jmedbench.engine.train`)."""
+
+    name = "torch"
+
+    def seed(self, seed: int) -> None:
+        import torch
+        torch.manual_seed(seed)
+
+    def train(self, model, strategy, inputs, labels, cfg, seed, num_classes, reporter=None,
+              on_log=None):
+        from jmedbench.engine.train import train_supervised
+        return train_supervised(model, strategy, inputs, labels, cfg, seed, num_classes,
+                                reporter, on_log=on_log)
+
+    def predict(self, model, inputs, batch_size=16):
+        from jmedbench.engine.train import predict
+        return predict(model, inputs, batch_size)
+
+    def num_parameters(self, model) -> int:
+        return sum(p.numel() for p in model.parameters())
+
+
+TORCH = BackendSpec("torch", TorchBackend, "PyTorch (CPU or CUDA); the reference backend",
+                    install="pip install jmedbench")
+
+
+@hookimpl
+def jmedbench_backends():
+    return [TORCH]
+
+
+_INSTANCES: dict[str, Backend] = {}
+
+
+def get_backend(registry: Any, name: str | None) -> Backend:
+    """The backend called ``name`` (one instance per process). A backend whose framework is not
+    installed raises a UserError from its factory that says what to install."""
+    name = name or DEFAULT
+    if name not in _INSTANCES:
+        # torch is the core's own: available even to a registry built without entry points
+        spec = TORCH if name == DEFAULT else registry.get("backends", name)
+        _INSTANCES[name] = spec.factory()
+    return _INSTANCES[name]
