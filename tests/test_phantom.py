@@ -80,6 +80,12 @@ def test_cortical_and_cancellous_hu_as_documented(phantom):
         cortical = np.concatenate([s.image[s.label == 1] for s in subjects])
         assert 1440 <= cortical.mean() <= 1525, (site, cortical.mean())
         for s in subjects:
+            target = s.meta["cortical_hu"] + SITES[site].calibration_hu
+            assert 1440 <= s.meta["cortical_hu"] <= 1510
+            for i in range(s.n_slices):
+                if (s.label[i] == 1).any():
+                    assert abs(s.image[i][s.label[i] == 1].mean() - target) < 60
+        for s in subjects:
             cancellous = s.image[s.label == 2]
             # right-skewed Johnson-Su: the mean sits a little above the mode (true BMD)
             assert s.true_bmd < cancellous.mean() < s.true_bmd + 40
@@ -155,15 +161,21 @@ def test_dataset_subjects_are_the_cohort_draws(phantom):
 
 def test_best_two_threshold_segmentation_fails(phantom):
     subjects = phantom.splits["train"] + phantom.splits["shift"]
-    images = np.concatenate([s.image for s in subjects])
-    labels = np.concatenate([s.label for s in subjects])
+    values = np.concatenate([s.image.ravel() for s in subjects]).astype(np.int64) + 1024
+    labels = np.concatenate([s.label.ravel() for s in subjects])
+    # Pixels at or above each integer HU, per true class: every threshold pair in O(1).
+    above = [np.cumsum(np.bincount(values[labels == c], minlength=4096)[::-1])[::-1]
+             for c in range(3)]
+    total = [a[0] for a in above]
     best = 0.0
-    for high in range(300, 1701, 50):  # cortical >= high, cancellous in [low, high)
-        for low in range(-100, 401, 25):
-            pred = np.where(images >= high, 1, np.where(images >= low, 2, 0))
-            dice = [2 * ((pred == c) & (labels == c)).sum() / ((pred == c).sum()
-                                                             + (labels == c).sum())
-                    for c in (1, 2)]
+    for high in range(300, 1701, 10):  # cortical: HU >= high; cancellous: low <= HU < high
+        for low in range(-100, 401, 5):
+            hi, lo = high + 1024, low + 1024
+            tp_cortical, n_cortical = above[1][hi], sum(a[hi] for a in above)
+            tp_cancellous = above[2][lo] - above[2][hi]
+            n_cancellous = sum(a[lo] - a[hi] for a in above)
+            dice = (2 * tp_cortical / (n_cortical + total[1]),
+                    2 * tp_cancellous / (n_cancellous + total[2]))
             best = max(best, float(np.mean(dice)))
     assert best < 0.8
 

@@ -88,20 +88,19 @@ def blur(planes: np.ndarray, psf: np.ndarray) -> np.ndarray:
     return correlate1d(out, psf, -1, mode="nearest", output=out)
 
 
-def blur_holding_cortical_mean(tissue: np.ndarray, label: np.ndarray, cortex_hu: float,
-                               psf: np.ndarray) -> np.ndarray:
-    """Blur the slice, with the shell brightened so that the labelled cortical pixels average
-    ``cortex_hu`` afterwards, whatever the pixel size and kernel (blur spills a thin shell's HU
-    into its neighbours, more so at coarse pixels and soft kernels). The image is linear in the
-    shell's HU, so the blurred indicator of the shell, blurred in the same pass, gives the
-    exact correction."""
-    shell = (tissue == np.float32(cortex_hu)).astype(np.float32)
+def shell_brightness(tissue: np.ndarray, label: np.ndarray, shell_hu: float, target_hu: float,
+                     psf: np.ndarray) -> float:
+    """The shell HU (before blur) that makes the labelled cortical pixels of this slice average
+    ``target_hu`` after the blur, whatever the pixel size and kernel (blur spills a thin
+    shell's HU into its neighbours, more so at coarse pixels and soft kernels). The blurred
+    image is linear in the shell's HU, so the blurred shell indicator gives it exactly."""
+    shell = (tissue == np.float32(shell_hu)).astype(np.float32)
     image, spread = blur(np.stack([tissue, shell]), psf)
     inside = label == 1
     gain = float(spread[inside].mean()) if inside.any() else 0.0
-    if gain > 0:
-        image += ((cortex_hu - float(image[inside].mean())) / gain) * spread
-    return image
+    if gain <= 0:
+        return shell_hu
+    return shell_hu + (target_hu - float(image[inside].mean())) / gain
 
 
 def render_subject(person: Person, site: Site, size: int, n_slices: int, banks: SiteBanks,
@@ -123,17 +122,24 @@ def render_subject(person: Person, site: Site, size: int, n_slices: int, banks: 
     order_keys: list[np.ndarray] = []
     cancellous_at: list[tuple[int, tuple, np.ndarray]] = []
     regions = []
+    # The shell's HU before blur: set on the first body slice so that its labelled cortical
+    # pixels average the subject's cortical HU after the blur; the same shell brightness then
+    # serves the subject's other slices (their shells differ little).
+    shell_hu = None
     for s, z in enumerate(positions):
         tissue = renderer.tissue(z, offsets)
-        texture = renderer.vertebral_body(tissue, labels[s], z, person.true_bmd)
+        if shell_hu is None and anat.region(z)[0] == "body":
+            probe = tissue.copy()
+            renderer.vertebral_body(probe, labels[s], z, person.true_bmd, anat.hu["cortex"])
+            shell_hu = shell_brightness(probe, labels[s], anat.hu["cortex"], anat.hu["cortex"],
+                                        psf)
+        texture = renderer.vertebral_body(tissue, labels[s], z, person.true_bmd,
+                                          shell_hu or anat.hu["cortex"])
         kind, index, _ = anat.region(z)
         regions.append(anat.bodies[index].name if kind == "body" else
                        next(d[0] for d in anat.discs if d[1] <= z <= d[2]))
         noise = banks.noise.crop(rng)
-        if texture is None:
-            image = blur(tissue, psf)
-        else:
-            image = blur_holding_cortical_mean(tissue, labels[s], anat.hu["cortex"], psf)
+        image = blur(tissue, psf)
         image += site.calibration_hu
         image += site.noise_hu * noise
         images[s] = image

@@ -56,12 +56,18 @@ class SubjectRenderer:
         img = np.full((n, n), -1000.0, np.float32)
         hu, sp = anat.hu, anat.spine
         bx, by, ax, ay, fat = anat.body_outline
-        table_y = by + ay + 4.0  # the couch: a thin curved shell under the back
-        paint(img, canvas.ellipse(bx, table_y - 400.0, 420.0, 403.0), hu["table"])
-        paint(img, canvas.ellipse(bx, table_y - 400.0, 420.0, 400.0), -1000.0)
-        paint(img, canvas.ellipse(bx, by, ax, ay), hu["skin"])
-        paint(img, canvas.ellipse(bx, by, ax - 1.5, ay - 1.5), hu["subcutaneous"])
-        paint(img, canvas.ellipse(bx, by, ax - fat, ay - fat), hu["fat"])
+        table_y = by + ay + 4.0  # the couch: a thin curved shell (3 mm) under the back
+        if table_y - 3.0 < canvas.y0 + canvas.pixel_mm * (n - 1):
+            where, q = canvas.quadratic(bx, table_y - 400.0, 420.0, 403.0)
+            img[where][(q <= 1.0) & (q > (400.0 / 403.0) ** 2)] = hu["table"]
+        # Skin (1.5 mm) and subcutaneous fat, their thickness measured at the back.
+        found = canvas.quadratic(bx, by, ax, ay)
+        if found is not None:
+            where, q = found
+            body = img[where]
+            body[q <= 1.0] = hu["skin"]
+            body[q <= (1.0 - 1.5 / ay) ** 2] = hu["subcutaneous"]
+            body[q <= (1.0 - fat / ay) ** 2] = hu["fat"]
         back = anat.bodies[0].ry + 2 * sp.canal_h + 16.0
         for side in (-1, 1):  # erector spinae and multifidus
             x, y = sp.to_image(0.0, side * (sp.canal_w + 14.0), back)
@@ -269,7 +275,7 @@ class SubjectRenderer:
                 self._stamp(element, disc if element == "disc" else None).paste(img, di, dj)
 
     def vertebral_body(self, img: np.ndarray, label: np.ndarray, z: float,
-                       cancellous_hu: float):
+                       cancellous_hu: float, cortex_hu: float):
         """Draw and label the body at z (a body slice); returns (window, u, v, box): the body's
         window with its interior's coordinates normalised to the interior's radii (for the
         texture) and the box holding every labelled pixel; None in a disc slice."""
@@ -281,7 +287,7 @@ class SubjectRenderer:
         rx, ry = b.radii(z)
         cx, cy = sp.centre(z)
         a = sp.angle
-        cortex = anat.hu["cortex"]
+        cortex = cortex_hu
         spurs = []
         for bi, endplate, angle, length, width, reach in anat.osteophytes:
             dz = abs(z - endplate)
@@ -320,7 +326,7 @@ class SubjectRenderer:
                 shape = canvas.ellipse(x, y, rs, rs)
                 if shape is not None:
                     w, m = shape
-                    img[w][m] = cortex - 300.0
+                    img[w][m] = anat.hu["cortex"] - 300.0
                     label[w][m] = 1
         box = [where[0].start, where[0].stop, where[1].start, where[1].stop]
         for ys, xs in spurs:
