@@ -187,6 +187,7 @@ def cmd_show(args) -> int:
         if not out.parent.exists() or not out.parent.is_dir():
             raise UserError(f"--out {out}: folder {out.parent} does not exist")
     registry = get_registry()
+    registry.dataset(cfg.dataset.partition(":")[0])  # an unknown name fails before any work
     if not args.json:
         err_console.print(f"building dataset '{args.name}' (profile {cfg.profile}, "
                           f"seed {cfg.seed}) ...", highlight=False)
