@@ -21,6 +21,11 @@ from jmedbench_phantom.anatomy import Anatomy
 from jmedbench_phantom.canvas import Canvas, Layer, Stamp, paint, paint_ring
 
 
+MIN_SHELL_PX = 2.5
+"""The cortical shell is never thinner than this many pixels: at coarse pixels (64 x 64, 2.5 mm)
+a thinner shell could not be drawn, let alone learnt."""
+
+
 def superellipse(canvas: Canvas, cx: float, cy: float, rx: float, ry: float, power: float,
                  dent: float, angle: float):
     """(window, mask) of |u/rx|^p + |v'/ry|^p <= 1 with the posterior dent (v' = v + dent *
@@ -313,7 +318,8 @@ class SubjectRenderer:
         au, av = np.abs(u), np.abs(v + b.dent * bump * (v > 0))
         p = b.power
         outer = (au * (1.0 / rx)) ** p + (av * (1.0 / ry)) ** p <= 1.0
-        ix, iy = rx - b.shell, ry - b.shell
+        shell = max(b.shell, MIN_SHELL_PX * canvas.pixel_mm)
+        ix, iy = rx - shell, ry - shell
         inner = (au * (1.0 / ix)) ** p + (av * (1.0 / iy)) ** p <= 1.0
         img[where][outer] = cortex
         label[where][outer] = 1
