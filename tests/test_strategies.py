@@ -243,6 +243,8 @@ def test_queue_is_a_ring_buffer():
     assert moco.queue[0].eq(0.5).all() and moco.queue[3:].eq(0.5).all()  # wrapped around
     assert torch.equal(moco.queue[1:3], torch.eye(4)[1:3])
     assert moco.pointer == 1
+    moco.enqueue(torch.arange(28.0).view(7, 4))  # more keys than places: the newest 5 stay
+    assert sorted(moco.queue[:, 0].tolist()) == [8.0, 12.0, 16.0, 20.0, 24.0]
 
 
 def test_ssl_loss_falls_on_the_phantom(phantom):
