@@ -255,3 +255,23 @@ def test_cohort_command_on_a_dataset_recovers_its_law(monkeypatch, capsys):
         assert g["k_ci_low"] <= g["k_law"] <= g["k_ci_high"]
         assert g["k"] == pytest.approx(g["k_law"], abs=0.2)
         assert g["k"] == pytest.approx(g["k_true"], abs=0.2)
+
+
+@pytest.mark.slow
+def test_cohort_from_a_trained_model_recovers_the_phantoms_law(tmp_path, capsys):
+    """Train the quick profile's UNet, measure BMD on its masks of the subjects it did not
+    train on, and recover the age slope of those subjects' true BMDs (about 4 CPU-minutes)."""
+    from jmedbench.cli import main
+
+    config = tmp_path / "more.toml"
+    config.write_text("[data.phantom]\ntest_subjects = 16\nshift_subjects = 12\n")
+    assert main(["cohort", "--dataset", "phantom", "--profile", "quick", "--config",
+                 str(config), "--model", "unet", "--json"]) == 0
+    groups = json.loads(capsys.readouterr().out)
+    personal = [g for g in groups if g["statistics"] == "personal"]
+    assert {(g["sex"], g["site"]) for g in personal} == {("F", "N"), ("M", "N"), ("F", "S"),
+                                                          ("M", "S")}
+    for g in personal:
+        assert g["masks"].startswith("model unet")
+        assert g["k_ci_low"] <= g["k_true"] <= g["k_ci_high"], g
+        assert abs(g["k"] - g["k_true"]) < 1.0, g

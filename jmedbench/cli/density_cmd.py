@@ -193,7 +193,9 @@ def _pick_splits(dataset, text: str | None, default: tuple[str, ...] | None) -> 
 
 def _train_and_predict(registry, cfg, args) -> tuple[Any, dict[str, list[np.ndarray]]]:
     """Train cfg.model with cfg.strategy as ``jmedbench run`` does (same building blocks, same
-    profile settings), then predict every subject of every split."""
+    profile settings), then predict every subject of every split. This mirrors the training
+    half of ``engine.run._execute`` for the torch backend; an engine function that trains and
+    returns the model would let both share one copy."""
     import torch
 
     from jmedbench.data import stack_slices
@@ -207,6 +209,9 @@ def _train_and_predict(registry, cfg, args) -> tuple[Any, dict[str, list[np.ndar
     from jmedbench.strategy import TrainContext
 
     validate(registry, cfg)
+    if cfg.backend != "torch":
+        raise UserError(f"cohort --model trains with the torch backend only (the profile or "
+                        f"config asks for backend '{cfg.backend}'); use jmedbench run for others")
     reporter = RichReporter(err_console)
     try:
         seed_everything(cfg.seed)
