@@ -2,7 +2,8 @@
 script instead of editing it).
 
     python benchmarks/profile_table.py                      # all models, 128 px, batch 4
-    python benchmarks/profile_table.py --pattern 'unet*' --output /tmp/unets.md
+    python benchmarks/profile_table.py --pattern 'unet*' --output /tmp/unets.md --json /tmp/u.json
+    python benchmarks/profile_table.py --from-json docs/model-profiles.json   # re-render only
 
 One torch thread per measurement (set below and written in the header) so that numbers from a
 loaded, shared machine are at least comparable between models; the load average at the start
@@ -40,12 +41,44 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--pattern", default="*", help="which models (shell-style wildcard)")
     p.add_argument("--output", type=Path, default=REPO / "docs" / "model-profiles.md")
-    p.add_argument("--json", type=Path, help="also write the raw rows as JSON here")
+    p.add_argument("--json", type=Path, default=REPO / "docs" / "model-profiles.json",
+                   help="where the raw rows go as JSON (default docs/model-profiles.json)")
+    p.add_argument("--from-json", type=Path, metavar="JSON",
+                   help="measure nothing: render the Markdown from rows an earlier run wrote "
+                        "with --json")
     return p.parse_args(argv)
+
+
+OUTPUT_ONLY = ("--output", "--json", "--from-json")  # options that do not change a number
+
+
+def measuring_command(argv: list[str]) -> str:
+    """The command line as it matters for the numbers: output-only options dropped."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in OUTPUT_ONLY:
+            skip = True
+            continue
+        if arg.split("=", 1)[0] in OUTPUT_ONLY:
+            continue
+        kept.append(arg)
+    return "python benchmarks/profile_table.py" + "".join(f" {shlex.quote(a)}" for a in kept)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        info = saved["info"]
+        for key in ("size", "batch", "repeats", "warmup"):  # as measured, not as given now
+            setattr(args, key, info.get(key, getattr(args, key)))
+        args.output.write_text(render(saved["rows"], [tuple(f) for f in saved["failures"]],
+                                      info, args))
+        print(f"wrote {args.output} from {args.from_json}", file=sys.stderr)
+        return 0
     torch.set_num_threads(THREADS)
     registry = get_registry()
     specs = [s for s in registry.specs("models", args.pattern) if s.backend == "torch"]
@@ -68,8 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     load_end = os.getloadavg()
     info = {
-        "command": "python benchmarks/profile_table.py" + "".join(
-            f" {shlex.quote(a)}" for a in (argv if argv is not None else sys.argv[1:])),
+        "command": measuring_command(argv if argv is not None else sys.argv[1:]),
+        "size": args.size, "batch": args.batch, "repeats": args.repeats,
+        "warmup": args.warmup,
         "date": datetime.datetime.fromtimestamp(started, datetime.UTC).strftime(
             "%Y-%m-%d %H:%M UTC"),
         "minutes": (time.time() - started) / 60,
@@ -81,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(render(rows, failures, info, args))
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"info": info, "rows": rows, "failures": failures},
                                         indent=2, default=str))
     print(f"wrote {args.output} ({len(rows)} models, {len(failures)} not profiled)",
@@ -100,7 +135,7 @@ def render(rows: list[dict], failures: list[tuple[str, str]], info: dict,
         f"{args.batch}, with its default options, measured by:",
         "",
         "```bash",
-        info["command"],
+        measuring_command(shlex.split(info["command"])[2:]),
         "```",
         "",
         f"- Machine: {info['cpu']}, {info['cores']} cores, **{info['threads']} torch thread** "
