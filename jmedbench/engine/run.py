@@ -48,12 +48,29 @@ class Timer:
             self.seconds[name] = round(time.perf_counter() - t0, 4)
 
 
+def forward_gflops(model: torch.nn.Module, size: int) -> float | None:
+    """GFLOPs of one forward pass of one (1, 1, size, size) image, as counted by torch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    try:
+        with torch.no_grad(), counter:
+            model.eval()
+            model(torch.zeros(1, 1, size, size))
+    except Exception:  # a model the counter cannot trace: report unknown, never fail the run
+        return None
+    return round(counter.get_total_flops() / 1e9, 4)
+
+
 def validate(registry: Registry, cfg: RunConfig) -> None:
     """Every name in the config exists, before anything runs or is stored."""
     get_backend(registry, cfg.backend)  # first: "not installed" says more than "no model"
     registry.model(cfg.model, cfg.backend)
     check_strategy_options(registry, cfg.strategy, cfg.strategy_options)
     registry.dataset(cfg.dataset.partition(":")[0])
+    if cfg.eval.robustness:  # corruption names and severities, before any training
+        from jmedbench.robustness import validate as validate_robustness
+        validate_robustness(registry, cfg)
 
 
 def predict_subjects(model: Any, images: list[np.ndarray], batch_size: int,
@@ -90,7 +107,7 @@ def execute(registry: Registry, cfg: RunConfig, store: Store, reporter: Reporter
     timer = Timer()
     run_id = store.begin_run(cfg.to_dict(), provenance.collect(registry), matrix_key=matrix_key)
     try:
-        result = _execute(registry, cfg, reporter, timer, run_id)
+        result = _execute(registry, cfg, reporter, timer, run_id, store)
     except BaseException as exc:
         message = f"{type(exc).__name__}: {exc}"
         if not isinstance(exc, (UserError, KeyboardInterrupt)):
@@ -106,7 +123,7 @@ def execute(registry: Registry, cfg: RunConfig, store: Store, reporter: Reporter
 
 
 def _execute(registry: Registry, cfg: RunConfig, reporter: Reporter, timer: Timer,
-             run_id: str) -> RunResult:
+             run_id: str, store: Store | None = None) -> RunResult:
     seed_everything(cfg.seed)
     backend = get_backend(registry, cfg.backend)
     backend.seed(cfg.seed)
@@ -139,7 +156,9 @@ def _execute(registry: Registry, cfg: RunConfig, reporter: Reporter, timer: Time
                                          "class_weights": trained.class_weights},
                                "budget": ctx.budget, "strategy": strategy.describe(),
                                "dataset": dataset.summary(),
-                               "params": backend.num_parameters(model)}
+                               "params": backend.num_parameters(model),
+                               "gflops": (forward_gflops(model, cfg.data.image_size)
+                                          if cfg.backend == "torch" else None)}
     warnings: list[str] = []
     dataset_level = [m for m in registry.specs("metrics") if m.scope == "dataset"]
     evaluations: dict[str, Evaluation] = {}
@@ -159,7 +178,8 @@ def _execute(registry: Registry, cfg: RunConfig, reporter: Reporter, timer: Time
     if cfg.eval.robustness:
         from jmedbench.robustness import evaluate_robustness
         with timer.stage("robustness"):
-            robust = evaluate_robustness(model, evaluations["test"], registry, cfg, reporter)
+            robust = evaluate_robustness(model, evaluations["test"], registry, cfg, reporter,
+                                         store=store)
         metrics.update(robust.pop("summary"))
         details["robustness"] = robust
     details["_rows"] = rows
