@@ -58,6 +58,7 @@ class RunConfig:
     profile: str = "default"
     seed: int = 0
     backend: str = "torch"
+    weights: str | None = None  # initial parameters (.safetensors / .pt), see jmedbench.weights
     data: DataConfig = field(default_factory=DataConfig)
     model_options: dict[str, Any] = field(default_factory=dict)
     strategy_options: dict[str, Any] = field(default_factory=dict)
@@ -77,7 +78,8 @@ class RunConfig:
         return dict(self.data.options.get(name.split(":", 1)[0], {}))
 
 
-RUN_KEYS = {"model": str, "strategy": str, "dataset": str, "seed": int, "backend": str}
+RUN_KEYS = {"model": str, "strategy": str, "dataset": str, "seed": int, "backend": str,
+            "weights": str}
 SECTION_TYPES = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
 
 

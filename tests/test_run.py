@@ -90,3 +90,25 @@ def test_list_json(cli):
     assert out.returncode == 0
     names = [row["name"] for row in json.loads(out.stdout)]
     assert "unet" in names and all(n.startswith("unet") for n in names)
+
+
+def test_bad_weights_file_fails_before_anything_is_stored(cli, tmp_path):
+    bad = tmp_path / "w.pt"
+    bad.write_bytes(b"not a checkpoint")
+    store = tmp_path / "s.sqlite"
+    out = cli("run", "--profile", "quick", "--weights", str(bad), "--store", str(store))
+    assert out.returncode == 2 and f"--weights {bad}" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert Store(store).runs() == []
+
+
+def test_run_starts_from_given_weights(registry, tmp_path):
+    import torch
+    from jmedbench.engine.build import build_model
+    from jmedbench.weights import save_weights
+    cfg = tiny_config(seed=2)
+    model, _ = build_model(registry, cfg)
+    path = tmp_path / "w.safetensors"
+    save_weights(model, path)
+    result = execute(registry, tiny_config(seed=2, weights=str(path)), Store(tmp_path / "s.sqlite"))
+    assert result.metrics["dice"] >= 0

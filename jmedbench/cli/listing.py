@@ -25,7 +25,8 @@ def register(sub) -> None:
 
 
 COLUMNS = {
-    "models": ["name", "family", "backends", "input_multiple", "description", "citation"],
+    "models": ["name", "family", "backends", "params", "input_multiple", "description",
+               "citation"],
     "datasets": ["name", "description", "argument", "tags"],
     "strategies": ["name", "components", "description", "citation"],
     "metrics": ["name", "scope", "higher_is_better", "description"],
@@ -40,7 +41,23 @@ def spec_row(kind: str, spec: Any, registry) -> dict[str, Any]:
     row["plugin"] = registry.owner(kind, spec.name, getattr(spec, "backend", None))
     if kind == "models":
         row["backends"] = registry.backends(spec.name)
+        row["params"] = default_params(spec)
     return row
+
+
+def default_params(spec: Any) -> int | None:
+    """Parameter count at the model's default options, built on torch's meta device (no memory,
+    no computation); None for a model that cannot be built there."""
+    if spec.backend != "torch":
+        return None
+    import torch
+
+    try:
+        with torch.device("meta"):
+            model = spec.factory(in_channels=1, num_classes=3, **spec.defaults)
+        return sum(p.numel() for p in model.parameters())
+    except Exception:  # a listing must never fail because one model cannot be built
+        return None
 
 
 def cmd_list(args) -> int:
@@ -57,7 +74,8 @@ def cmd_list(args) -> int:
         for column in COLUMNS[args.kind]:
             table.add_column(column, overflow="fold")
         for row in rows:
-            table.add_row(*[_cell(row.get(c)) for c in COLUMNS[args.kind]])
+            table.add_row(*[_cell(f"{row[c] / 1e6:.2f} M" if c == "params" and row[c] else row.get(c))
+                            for c in COLUMNS[args.kind]])
         console.print(table)
     for problem in registry.problems:
         err_console.print(f"[yellow]warning:[/yellow] {problem}", highlight=False)

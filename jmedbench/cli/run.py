@@ -14,6 +14,7 @@ from jmedbench.engine.progress import Reporter, RichReporter
 from jmedbench.engine.run import execute
 from jmedbench.registry import get_registry
 from jmedbench.store import Store
+from jmedbench.weights import add_weights_option
 
 HEADLINE = ["dice", "iou", "dice_cortical", "dice_cancellous", "shift_dice",
             "bmd_mae", "bmd_bias", "shift_bmd_mae", "mpc_dice", "rpc_dice"]
@@ -32,6 +33,7 @@ def register(sub) -> None:
     p.add_argument("--config", metavar="FILE.toml", help="a TOML file merged over the profile")
     p.add_argument("--robustness", nargs="?", const="all", metavar="FAMILY,...",
                    help="also score under corruptions (all families, or a comma list)")
+    add_weights_option(p)
     p.add_argument("--matrix-key", help=argparse.SUPPRESS)  # set by `jmedbench bench`
     add_store_option(p)
     add_json_option(p)
@@ -51,7 +53,8 @@ def cmd_run(args) -> int:
         robustness = [] if args.robustness == "all" else args.robustness.split(",")
     cfg = build_config(args.profile, args.config, {
         "model": args.model, "strategy": args.strategy, "dataset": args.dataset,
-        "seed": args.seed, "backend": args.backend, "train.steps": args.steps,
+        "seed": args.seed, "backend": args.backend, "weights": args.weights,
+        "train.steps": args.steps,
         "eval.robustness": (robustness or ["all"]) if robustness is not None else None,
     })
     registry = get_registry()

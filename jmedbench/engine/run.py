@@ -68,6 +68,9 @@ def validate(registry: Registry, cfg: RunConfig) -> None:
     registry.model(cfg.model, cfg.backend)
     check_strategy_options(registry, cfg.strategy, cfg.strategy_options)
     registry.dataset(cfg.dataset.partition(":")[0])
+    if cfg.weights:
+        from jmedbench.weights import read_state_dict
+        read_state_dict(cfg.weights)  # a missing or corrupt file fails before anything runs
     if cfg.eval.robustness:  # corruption names and severities, before any training
         from jmedbench.robustness import validate as validate_robustness
         validate_robustness(registry, cfg)
@@ -134,6 +137,9 @@ def _execute(registry: Registry, cfg: RunConfig, reporter: Reporter, timer: Time
                       if dataset.has_split("unlabelled") else None)
     with timer.stage("build"):
         model, spec = build_model(registry, cfg)
+        if cfg.weights:
+            from jmedbench.weights import load_weights
+            load_weights(model, cfg.weights, model_name=cfg.model)
         strategy = backend.adapt_strategy(
             build_strategy(registry, cfg.strategy, cfg.strategy_options))
     inputs = to_input(train_images)

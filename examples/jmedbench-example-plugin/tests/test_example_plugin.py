@@ -27,3 +27,10 @@ def test_runs_from_the_cli(tmp_path):
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     assert 0.0 <= json.loads(out.stdout)["dice"] <= 1.0
+
+
+def test_passes_the_conformance_kit():
+    from jmedbench.testing import check_model
+
+    report = check_model("dsc-unet")
+    assert not report.failed
