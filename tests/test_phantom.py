@@ -223,6 +223,7 @@ def test_cross_site_view_trains_at_s_and_shifts_to_n(registry):
     assert {s.site for s in dataset.split("train")} == {"S"}
     assert {s.site for s in dataset.split("shift")} == {"N"}
     assert dataset.split("train")[0].image.shape[1:] == (64, 64)
+    assert len(dataset.split("train")) == cfg.dataset_options("phantom-s")["train_subjects"]
 
 
 def test_profile_options_reach_the_phantom(registry):
