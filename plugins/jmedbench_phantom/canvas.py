@@ -75,12 +75,18 @@ def paint(image, shape, value: float) -> None:
     image[where][mask] = value
 
 
-def paint_ring(image: np.ndarray, canvas: Canvas, cx: float, cy: float, ax: float, ay: float,
+def paint_ring(image, canvas: Canvas, cx: float, cy: float, ax: float, ay: float,
                angle: float, wall: float, wall_value: float, core_value: float) -> None:
-    """A bone-like ellipse: a wall of ``wall`` mm at ``wall_value`` around a core."""
-    paint(image, canvas.ellipse(cx, cy, ax, ay, angle), wall_value)
-    if ax > wall and ay > wall:
-        paint(image, canvas.ellipse(cx, cy, ax - wall, ay - wall, angle), core_value)
+    """A bone-like ellipse: a wall of ``wall`` mm (across its short axis; the ends, scaled
+    alike, are thicker) at ``wall_value`` around a core, from one quadratic form."""
+    found = canvas.quadratic(cx, cy, ax, ay, angle)
+    if found is None:
+        return
+    where, q = found
+    paint(image, (where, q <= 1.0), wall_value)
+    core = 1.0 - wall / min(ax, ay)
+    if core > 0:
+        paint(image, (where, q <= core * core), core_value)
 
 
 class Stamp:

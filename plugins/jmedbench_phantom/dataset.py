@@ -111,9 +111,9 @@ def render_subject(person: Person, site: Site, size: int, n_slices: int, banks: 
     pixel = site.fov_mm * rng.uniform(0.95, 1.05) / size
     canvas = Canvas(size, pixel, rng.uniform(-5.0, 5.0), 15.0 + rng.uniform(-5.0, 5.0))
     positions = slice_positions(rng, anat, n_slices, site.slice_mm)
-    renderer = SubjectRenderer(anat, canvas)
     k = site.slab_samples
     offsets = [site.slice_mm * ((i + 0.5) / k - 0.5) for i in range(k)]
+    renderer = SubjectRenderer(anat, canvas, [float(z) for z in positions])
     psf = gaussian_weights(site.psf_sigma_mm / pixel)
     endplates = np.asarray(anat.endplates)
 

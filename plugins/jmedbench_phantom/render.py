@@ -45,12 +45,14 @@ def superellipse(canvas: Canvas, cx: float, cy: float, rx: float, ry: float, pow
 
 
 class SubjectRenderer:
-    def __init__(self, anat: Anatomy, canvas: Canvas) -> None:
+    def __init__(self, anat: Anatomy, canvas: Canvas, planes: list[float] | None = None) -> None:
+        """``planes``: every z that will be drawn, if known; organs absent from all of them
+        are skipped."""
         self.anat = anat
         self.canvas = canvas
         self.ref = anat.spine.centre(0.0)
         self.static = self._draw_static()
-        self._organs = self._organ_forms()
+        self._organs = self._organ_forms(planes)
         self._stamps: dict[tuple, Stamp] = {}
         self._layer = Layer(canvas.size)
 
@@ -80,33 +82,49 @@ class SubjectRenderer:
         self._draw_vessels(img)
         return img
 
-    def _organ_forms(self) -> list[tuple]:
+    def _organ_forms(self, planes: list[float] | None) -> list[tuple]:
         """(quadratic form, HU, scale at z) of what stays put while its size changes along z:
         liver and spleen tips shrinking caudally, kidneys widest at the hilum, the psoas
-        growing from L1 to L2, bowel loops coming and going. A slice fills q <= scale^2."""
-        anat, canvas = self.anat, self.canvas
+        growing from L1 to L2, bowel loops coming and going. A slice fills q <= scale^2.
+        Forms absent from every plane in ``planes`` are not computed; forms of one ellipse
+        (a kidney and its medulla, a loop's wall and content) share their quadratic."""
+        forms, computed = [], {}
+        for ellipse, value, size in self._organ_shapes():
+            if planes is not None and not any(size(z) > 0 for z in planes):
+                continue
+            if ellipse not in computed:
+                computed[ellipse] = self.canvas.quadratic(*ellipse)
+            if computed[ellipse] is not None:
+                forms.append((computed[ellipse], value, size))
+        return forms
+
+    def _organ_shapes(self) -> list[tuple]:
+        """((cx, cy, ax, ay, angle), HU, scale at z) of every organ form, in drawing order."""
+        anat = self.anat
         hu, sp = anat.hu, anat.spine
         cx, cy = self.ref
         h1 = anat.bodies[0].height
         span0, span1 = anat.span
         forms = [
-            (canvas.quadratic(cx - 105.0, cy - 20.0, 55.0, 75.0), hu["liver"],
+            ((cx - 105.0, cy - 20.0, 55.0, 75.0, 0.0), hu["liver"],
              lambda z: math.sqrt(max(0.0, 1.0 - (z + 20.0) / (h1 + 45.0)))),
-            (canvas.quadratic(cx + 98.0, cy + 20.0, 32.0, 45.0, -0.5), hu["spleen"],
+            ((cx + 98.0, cy + 20.0, 32.0, 45.0, -0.5), hu["spleen"],
              lambda z: math.sqrt(max(0.0, 1.0 - (z + 25.0) / (h1 + 15.0)))),
         ]
         for x, y, ax, ay, angle, zc in anat.kidneys:
             kx, ky = cx + x, cy + y
             size = (lambda zc: lambda z: math.sqrt(max(0.0, 1.0 - ((z - zc) / 55.0) ** 2)))(zc)
-            kidney = canvas.quadratic(kx, ky, ax, ay, angle)
+            kidney = (kx, ky, ax, ay, angle)
             forms.append((kidney, hu["kidney"], size))
             cortex = 6.0 / (0.5 * (ax + ay))  # the renal cortex is about 6 mm thick
             forms.append((kidney, hu["medulla"],
                           (lambda f, c: lambda z: max(f(z) - c, 0.0))(size, cortex)))
-            hilum = (lambda zc: lambda z: 1.0 if abs(z - zc) < 14.0 else 0.0)(zc)
-            sx = kx - math.copysign(ax * 0.45, x)  # renal sinus on the medial side
-            forms.append((canvas.quadratic(sx, ky, ax * 0.45, ay * 0.35, angle), hu["fat"], hilum))
-            forms.append((canvas.quadratic(sx, ky, ax * 0.3, ay * 0.2, angle), hu["pelvis"], hilum))
+            # Renal sinus fat on the medial side, the pelvis inside it (about 0.62 its size).
+            sinus = (kx - math.copysign(ax * 0.45, x), ky, ax * 0.45, ay * 0.35, angle)
+            forms.append((sinus, hu["fat"],
+                          (lambda zc: lambda z: 1.0 if abs(z - zc) < 14.0 else 0.0)(zc)))
+            forms.append((sinus, hu["pelvis"],
+                          (lambda zc: lambda z: 0.62 if abs(z - zc) < 14.0 else 0.0)(zc)))
         z_mid = 0.5 * (span0 + span1)
         rx_mid = 0.5 * (anat.bodies[0].rx + anat.bodies[1].rx)
 
@@ -115,8 +133,7 @@ class SubjectRenderer:
 
         for side in (-1, 1):
             x, y = sp.to_image(z_mid, side * (rx_mid + 10.0), 2.0)
-            forms.append((canvas.quadratic(x, y, 13.0, 14.0, sp.angle + side * 0.3),
-                          hu["muscle"], psoas))
+            forms.append(((x, y, 13.0, 14.0, sp.angle + side * 0.3), hu["muscle"], psoas))
         for loop in anat.bowel:
             z0, z1, r = loop["z0"], loop["z1"], loop["r"]
 
@@ -127,14 +144,14 @@ class SubjectRenderer:
                 return max(math.sqrt(max(0.05, 1.0 - (2.0 * t - 1.0) ** 2)) - shrink, 0.0)
 
             x, y = loop["x"], loop["y"]
-            shape = canvas.quadratic(x, y, r, r)
-            forms.append((shape, hu["bowel_wall"], size))
+            forms.append(((x, y, r, r, 0.0), hu["bowel_wall"], size))
             inner = -900.0 if loop["kind"] == "gas" else loop["value"]
-            forms.append((shape, inner, (lambda f, s: lambda z: f(z, shrink=s))(size, 1.5 / r)))
+            forms.append(((x, y, r, r, 0.0), inner,
+                          (lambda f, s: lambda z: f(z, shrink=s))(size, 1.5 / r)))
             if loop["kind"] in ("mixed", "mixed_gas"):  # gas rises anteriorly (up the image)
-                forms.append((canvas.quadratic(x, y - 0.6 * r, 0.75 * r, 0.35 * r), -900.0,
+                forms.append(((x, y - 0.6 * r, 0.75 * r, 0.35 * r, 0.0), -900.0,
                               (lambda f: lambda z: f(z) if f(z) * r > 4.0 else 0.0)(size)))
-        return [f for f in forms if f[0] is not None]
+        return forms
 
     def _draw_vessels(self, img: np.ndarray) -> None:
         """Aorta (wall and lumen) and inferior vena cava, in front of the spine's mid-point."""
