@@ -41,7 +41,6 @@ def test_unknown_names_are_all_rejected_before_anything_runs(cli, tmp_path):
     assert not store.exists() or Store(store).runs() == []
 
 
-@pytest.mark.slow
 def test_failure_is_recorded_and_the_rest_go_on(tmp_path, tiny_config):
     store = tmp_path / "s.sqlite"
     # 'example' has no train split: that entry fails, the phantom entry completes.
@@ -56,7 +55,6 @@ def test_failure_is_recorded_and_the_rest_go_on(tmp_path, tiny_config):
     assert statuses == ["completed", "failed"]
 
 
-@pytest.mark.slow
 def test_resume_after_kill_finishes_missing_entries_without_duplicates(tmp_path, tiny_config):
     store = tmp_path / "s.sqlite"
     args = bench_args(store, tiny_config, "--seeds", "0,1,2")

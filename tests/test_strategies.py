@@ -348,7 +348,6 @@ def test_run_sas_tiny_budget(tmp_path, capsys):
     assert record["details"]["strategy"]["components"] == ["ssl", "stn", "aug"]
 
 
-@pytest.mark.slow
 def test_run_sas_quick_profile(tmp_path, capsys):
     rc = main(["run", "--model", "unet", "--strategy", "sas", "--profile", "quick", "--json",
                "--store", str(tmp_path / "s.sqlite")])
@@ -389,7 +388,6 @@ def test_main_effects_recover_known_effects():
     assert effects["ssl"]["bmd_mae"]["n"] == 0
 
 
-@pytest.mark.slow
 def test_ablation_command_tiny_budget(tmp_path, capsys):
     store = tmp_path / "s.sqlite"
     rc = main(["ablation", "--model", "unet", "--seeds", "0,1", "--profile", "quick",

@@ -47,14 +47,12 @@ def tiny(tmp_path):
     return str(path)
 
 
-@pytest.mark.slow
 def test_two_workers_share_a_journal_storage(tmp_path, tiny):
     url = f"journal:{tmp_path / 'study.log'}"
     two_workers(url, tiny, "journal-study")
     check_shared_study(url, "journal-study")
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("JMEDBENCH_TEST_POSTGRES"),
                     reason="set JMEDBENCH_TEST_POSTGRES to a PostgreSQL URL (.ci/run does)")
 def test_two_workers_share_a_postgresql_storage(tiny):
