@@ -82,6 +82,12 @@ def test_without_system_onednn_nothing_is_laid_out(tmp_path, monkeypatch):
 
 
 # -- with Jittor ------------------------------------------------------------------------------
+def _jittor():
+    """Jittor imported as the backend imports it (CPU only, oneDNN laid out first)."""
+    from jmedbench_jittor.runtime import import_jittor
+    return import_jittor()
+
+
 def _torch_and_jittor(name: str, seed: int = 0):
     """The torch zoo model and its Jittor twin, built with the same options."""
     import torch
@@ -126,7 +132,7 @@ def _logits_torch(model, x: np.ndarray) -> np.ndarray:
 
 
 def _logits_jittor(model, x: np.ndarray) -> np.ndarray:
-    import jittor as jt
+    jt = _jittor()
 
     model.eval()
     with jt.no_grad():
@@ -203,14 +209,16 @@ def test_registered_jittor_models_share_the_torch_specs_and_initial_weights(regi
 
 @needs_jittor
 def test_loss_and_one_training_step_match_torch():
-    """Same logits and labels: the same Dice + CE loss; same model, batch and Adam step: the
-    same weights afterwards (BatchNorm in training mode included)."""
-    import jittor as jt
+    """Same logits and labels: the same Dice + CE loss; same model and batch in training mode
+    (BatchNorm on batch statistics): the same loss and the same gradient for every parameter.
+    (Weights after an Adam step are not compared: its first step is nearly sign(gradient), so
+    gradients that differ by float rounding near zero move weights by up to the learning rate.)"""
     import torch
 
+    jt = _jittor()
     from jmedbench.engine.train import dice_ce_loss as torch_loss
     from jmedbench_jittor.backend import dice_ce_loss, trainable
-    from jmedbench_jittor.parity import jittor_state, load_torch_state
+    from jmedbench_jittor.parity import load_torch_state
 
     rng = np.random.default_rng(3)
     logits = rng.normal(size=(2, 3, 16, 16)).astype(np.float32)
@@ -226,20 +234,18 @@ def test_loss_and_one_training_step_match_torch():
     x = rng.normal(0.2, 0.5, (2, 1, 32, 32)).astype(np.float32)
     y = rng.integers(0, 3, (2, 32, 32))
     torch_model.train()
-    optimiser = torch.optim.Adam(torch_model.parameters(), lr=1e-3)
     loss_t = torch_loss(torch_model(torch.from_numpy(x)), torch.from_numpy(y),
                         torch.from_numpy(weights))
-    optimiser.zero_grad()
     loss_t.backward()
-    optimiser.step()
     jittor_model.train()
     loss_j = dice_ce_loss(jittor_model(jt.array(x)), jt.array(y), jt.array(weights))
-    jt.optim.Adam(trainable(jittor_model), lr=1e-3).step(loss_j)
     assert loss_j.item() == pytest.approx(loss_t.item(), abs=1e-5)
-    after = jittor_state(jittor_model)
-    for key, value in torch_model.state_dict().items():
-        if key.endswith(("weight", "bias")):
-            assert torch.allclose(after[key], value, atol=1e-5), key
+    named = dict(torch_model.named_parameters())
+    jittor_params = dict(jittor_model.state_dict())
+    grads = jt.grad(loss_j, [jittor_params[k] for k in named])
+    for (key, param), grad in zip(named.items(), grads):
+        assert np.allclose(grad.numpy(), param.grad.numpy(), rtol=1e-3, atol=1e-6), key
+    assert len(trainable(jittor_model)) == len(named)  # running statistics do not learn
 
 
 @needs_jittor

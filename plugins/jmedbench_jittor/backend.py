@@ -34,7 +34,7 @@ def dice_ce_loss(logits, target, weights, smooth: float = 1.0):
     """Jittor version of :func:`jmedbench.engine.train.dice_ce_loss` (same formula): weighted
     cross-entropy (torch's weighted mean: sum w_y * nll / sum w_y) + mean soft Dice loss over
     the foreground classes, pooled over the batch."""
-    import jittor as jt
+    jt = import_jittor()
     from jittor import nn
 
     num_classes = logits.shape[1]

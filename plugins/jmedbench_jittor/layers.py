@@ -7,8 +7,10 @@ Imported only after :func:`jmedbench_jittor.runtime.import_jittor` (it imports j
 
 from __future__ import annotations
 
-import jittor as jt
-from jittor import nn
+from jmedbench_jittor.runtime import import_jittor
+
+jt = import_jittor()  # sets CPU-only / oneDNN before Jittor's first import
+from jittor import nn  # noqa: E402
 
 
 def conv_bn_relu(cin: int, cout: int, kernel: int = 3, stride: int = 1,

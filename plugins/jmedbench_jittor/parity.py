@@ -47,8 +47,9 @@ def check_layout(expected: Mapping[str, tuple], given: Mapping[str, tuple], what
 
 def load_torch_state(model: Any, state: Mapping[str, Any]) -> None:
     """Copy a torch state dict (names -> tensors or arrays) into a Jittor model, strictly."""
-    import jittor as jt
+    from jmedbench_jittor.runtime import import_jittor
 
+    jt = import_jittor()
     own = model.state_dict()
     given = {k: _as_numpy(v) for k, v in state.items() if not _torch_only(k)}
     check_layout({k: tuple(v.shape) for k, v in own.items()},

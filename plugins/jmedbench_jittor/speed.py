@@ -55,13 +55,14 @@ def build_pair(registry: Any, name: str, options: dict[str, Any] | None = None,
 def compare(torch_model: Any, jittor_model: Any, size: int, batch: int, repeats: int = 5,
             warmup: int = 2, seed: int = 0) -> dict[str, float]:
     """Median forward and train-step times of both models, alternating; times in ms."""
-    import jittor as jt
     import torch
 
     from jmedbench.engine.train import dice_ce_loss as torch_loss
     from jmedbench_jittor.backend import dice_ce_loss as jittor_loss
     from jmedbench_jittor.backend import trainable
+    from jmedbench_jittor.runtime import import_jittor
 
+    jt = import_jittor()
     warmup = max(2, warmup)
     rng = np.random.default_rng(seed)
     one = rng.normal(0.2, 0.5, (1, IN_CHANNELS, size, size)).astype(np.float32)

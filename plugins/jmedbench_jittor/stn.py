@@ -3,8 +3,10 @@ FC 256-32-6, identity-initialised; input warped, segmented, logits warped back).
 
 from __future__ import annotations
 
-import jittor as jt
-from jittor import nn
+from jmedbench_jittor.runtime import import_jittor
+
+jt = import_jittor()  # sets CPU-only / oneDNN before Jittor's first import
+from jittor import nn  # noqa: E402
 
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
