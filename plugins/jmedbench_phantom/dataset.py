@@ -145,7 +145,7 @@ def render_subject(person: Person, site: Site, size: int, n_slices: int, banks: 
         images[s] = image
         if texture is None:
             continue
-        where, uu, vv, _ = texture
+        where, uu, vv = texture
         mask = labels[s][where] == 2
         if not mask.any():
             continue

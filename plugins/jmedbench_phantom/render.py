@@ -1,12 +1,12 @@
 """Drawing one subject's axial slices (tissue HU before blur and noise) and their labels.
 
 Speed matters (the benchmark asks for >= 500 slices/s at 128 x 128 on one core), so work is
-done once per subject wherever the anatomy allows: the static layer (air, table, skin, fat,
-back muscles), the organs' quadratic forms (a slice only compares them with its own size), and
-stamps of the posterior elements per vertebra and slice type (pasted at the spine's position).
+done once per subject wherever the anatomy allows: the static layer (air, couch, skin, fat,
+back muscles, vessels), the organs' quadratic forms (a slice only compares them with its own
+size), and stamps of each posterior element, disc and rib (pasted at the spine's position).
 
 Partial volume: the unlabelled anatomy that changes within millimetres of z (posterior elements,
-discs, ribs, bowel) is averaged over ``slab_samples`` planes across the slice thickness; the
+discs, ribs) is averaged over ``slab_samples`` planes across the slice thickness; the
 labelled vertebral body is drawn at the slice's centre plane, where slices never straddle an
 endplate, so the labels stay exact.
 """
@@ -45,6 +45,9 @@ def superellipse(canvas: Canvas, cx: float, cy: float, rx: float, ry: float, pow
 
 
 class SubjectRenderer:
+    """Draws one subject's slices: :meth:`tissue` (everything unlabelled) then
+    :meth:`vertebral_body` (the labelled body, on top)."""
+
     def __init__(self, anat: Anatomy, canvas: Canvas, planes: list[float] | None = None) -> None:
         """``planes``: every z that will be drawn, if known; organs absent from all of them
         are skipped."""
@@ -178,7 +181,7 @@ class SubjectRenderer:
         layer = self._layer
         hu, sp = anat.hu, anat.spine
         b = anat.bodies[0]
-        if disc:  # the body below the disc sets its outline (L2 for L2/L3)
+        if disc:  # an adjoining body sets its outline: L1 for T12/L1, L2 for the others
             b = anat.bodies[0] if disc == anat.discs[0][0] else anat.bodies[1]
         rx, ry = (b.rx, b.ry) if disc else b.radii(b.top + 0.3 * b.height)
         back_wall = ry - b.dent
@@ -298,9 +301,9 @@ class SubjectRenderer:
 
     def vertebral_body(self, img: np.ndarray, label: np.ndarray, z: float,
                        cancellous_hu: float, cortex_hu: float):
-        """Draw and label the body at z (a body slice); returns (window, u, v, box): the body's
-        window with its interior's coordinates normalised to the interior's radii (for the
-        texture) and the box holding every labelled pixel; None in a disc slice."""
+        """Draw and label the body at z (a body slice) with its shell at ``cortex_hu`` before
+        blur; returns (window, u, v): the body's window and its pixels' coordinates in the spine
+        frame normalised to the interior's radii (for the texture); None in a disc slice."""
         anat, canvas = self.anat, self.canvas
         kind, index, _ = anat.region(z)
         if kind != "body":
@@ -310,7 +313,6 @@ class SubjectRenderer:
         cx, cy = sp.centre(z)
         a = sp.angle
         cortex = cortex_hu
-        spurs = []
         for bi, endplate, angle, length, width, reach in anat.osteophytes:
             dz = abs(z - endplate)
             grow = length * (1.0 - dz / reach) if bi == index and dz < reach else 0.0
@@ -323,7 +325,6 @@ class SubjectRenderer:
                 where, mask = shape
                 img[where][mask] = cortex
                 label[where][mask] = 1
-                spurs.append(where)
         found = canvas.window(cx, cy, max(rx, ry))
         if found is None:
             return None
@@ -351,8 +352,4 @@ class SubjectRenderer:
                     w, m = shape
                     img[w][m] = anat.hu["cortex"] - 300.0
                     label[w][m] = 1
-        box = [where[0].start, where[0].stop, where[1].start, where[1].stop]
-        for ys, xs in spurs:
-            box = [min(box[0], ys.start), max(box[1], ys.stop), min(box[2], xs.start),
-                   max(box[3], xs.stop)]
-        return where, u * (1.0 / ix), v * (1.0 / iy), box
+        return where, u * (1.0 / ix), v * (1.0 / iy)
