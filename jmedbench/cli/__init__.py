@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "jmedbench.cli.ablation",
     "jmedbench.cli.density_cmd",
     "jmedbench.cli.dataset_cmd",
+    "jmedbench.cli.corruptions_cmd",
 ]
 
 
