@@ -55,7 +55,7 @@ def test_cli_run_json_quick(cli, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["run", "--model", "unte"], "unknown model 'unte': did you mean unet?"),
+    (["run", "--model", "unte"], "unknown model 'unte': did you mean unet"),
     (["run", "--strategy", "baselin"], "unknown strategy 'baselin': did you mean baseline?"),
     (["run", "--dataset", "phantm"], "unknown dataset 'phantm': did you mean phantom"),
     (["run", "--profile", "quik"], "unknown profile 'quik': did you mean quick?"),

@@ -16,6 +16,9 @@ from jmedbench.errors import UserError
 COMMAND_MODULES = [
     "jmedbench.cli.listing",
     "jmedbench.cli.run",
+    "jmedbench.cli.bench",
+    "jmedbench.cli.tune",
+    "jmedbench.cli.leaderboard_cmd",
     "jmedbench.cli.profile_cmd",
     "jmedbench.cli.ablation",
     "jmedbench.cli.density_cmd",
