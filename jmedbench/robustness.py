@@ -171,7 +171,10 @@ def evaluate_robustness(model: Any, evaluation: Evaluation, registry: Registry, 
         for severity in [v for v in severities if v <= spec.severities]:
             rng = corruption_rng(cfg.seed, spec.name, severity)
             corrupted = [corrupt_subject(spec, subject, severity, rng) for subject in subjects]
-            predictions = predict(model, [c.image for c in corrupted], cfg.eval.batch_size)
+            # one call for all subjects' slices: full batches, then split per subject
+            stacked = predict(model, [np.concatenate([c.image for c in corrupted])],
+                              cfg.eval.batch_size)[0]
+            predictions = np.split(stacked, np.cumsum([c.n_slices for c in corrupted])[:-1])
             rows = image_metric_rows("test", corrupted, predictions, image_metrics, NUM_CLASSES)
             entry: dict[str, Any] = {"corruption": spec.name, "family": spec.family,
                                      "severity": severity, "density": spec.density,

@@ -199,12 +199,14 @@ def test_recalibrated_corruptions_keep_density_at_low_severity(name, phantom_sli
         assert abs(np.median(out[soft]) - np.median(image[soft])) < 20
 
 
-def test_recalibration_says_when_it_falls_back():
+def test_recalibration_says_what_it_could_use():
     from jmedbench_corruptions.recalibration import recalibrate
 
-    hu, info = recalibrate(np.full((64, 64), 0.5), "display")
-    assert info.fallback and info.points == 0
-    assert hu.dtype == np.float32
+    hu, info = recalibrate(np.zeros((64, 64)), "display")  # a black photo: nothing to go by
+    assert info.fallback and info.points == 0 and hu.dtype == np.float32
+    hu, info = recalibrate(np.full((64, 64), 0.5), "display")  # one tissue: soft tissue only
+    assert not info.fallback and info.points == 1
+    assert np.allclose(hu, 40.0, atol=0.5)  # it is given soft tissue's HU
 
 
 # -- the projector -----------------------------------------------------------------------------

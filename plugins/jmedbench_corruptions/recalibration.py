@@ -52,9 +52,12 @@ AIR_HU, FAT_HU, SOFT_TISSUE_HU = -1000.0, -100.0, 40.0
 HU_RANGE = (-1024.0, 3071.0)
 DISPLAY_GAMMA = 2.2
 FALLBACK_WINDOW = (500.0, 2000.0)  # (level, width) of a standard bone window
+ASSUMED_BLACK = 0.02  # screen black (fraction of white) when no background shows it
+MAX_BLACK = 0.042     # darkest screen black (monitor plus ambient light) taken as black
 PLAUSIBLE_WIDTH = (250.0, 3500.0)  # HU spanned by grey levels 0..1 of a display window
 MIN_PAIR_LEVELS = 6  # fat and soft tissue (140 HU apart) lie >= 10 levels apart in such a window;
                      # closer peaks are spikes of one tissue (flat JPEG blocks)
+MIN_ORGAN_LEVELS = 9  # contrast-enhanced organs lie ~100 HU (>= 9 levels) above muscle
 
 
 @dataclass
@@ -84,13 +87,19 @@ class Recalibration:
 def find_reference_tissues(grey: np.ndarray, clip_floor: float | None = None) -> References:
     """Reference tissue grey levels of one slice (grey levels in [0, 1]), found without labels.
 
-    The histogram of the slice (256 bins, one per 8-bit level, of the slice smoothed with a
-    Gaussian of sigma size/128 pixels) has a background peak (the lowest-lying large peak) and,
-    above it, fat (lower) and soft tissue (higher) are the largest pair of peaks below white
-    with few pixels between them; each level is refined from the pixels near its peak (a
-    trimmed mean). ``clip_floor``: the grey level that values below the window take, if known
-    (0 for an export); the background counts as clipped when it lies within half a level of
-    it.
+    Histogram: 256 bins, one per 8-bit level, of the slice smoothed with a Gaussian of sigma
+    size/128 pixels. Tissue peaks are those of at least 10 % of the highest, below white.
+
+    Background: the darkest cluster of at least 2 % of the pixels (a mean shift from the 2nd
+    percentile; a peak test misses air that is a small shoulder beside a large fat peak). With
+    ``clip_floor`` known (an export: 0), it is background when it lies on the floor. Otherwise
+    (a photo) it is background when its luminance (grey ** 2.2) is at most ``MAX_BLACK``, dark
+    enough to be the screen's black: when the body fills the image the darkest cluster is fat,
+    which a bone window shows brighter than that.
+
+    Fat and soft tissue: the pair of tissue peaks above the background with the most pixels and
+    few pixels between them (see :func:`_fat_and_soft_tissue`); each level is refined from the
+    pixels near its peak (a trimmed mean).
     """
     grey = np.asarray(grey, np.float64)
     # Peaks are located on a lightly smoothed copy: fine periodic patterns (moire) and noise
@@ -99,32 +108,43 @@ def find_reference_tissues(grey: np.ndarray, clip_floor: float | None = None) ->
     # refined on the original pixels.
     located = ndi.gaussian_filter(grey, max(grey.shape) / 128, mode="nearest")
     counts, edges = np.histogram(located, bins=256, range=(-0.5 / 255, 1 + 0.5 / 255))
+    centres = (edges[:-1] + edges[1:]) / 2
     smooth = ndi.gaussian_filter1d(counts.astype(np.float64), 1.5)
     peaks, _ = find_peaks(np.concatenate([[0.0], smooth, [0.0]]),
                           prominence=0.02 * smooth.max(), distance=3)
     peaks = peaks - 1  # undo the padding that lets a peak sit on the first or last level
-    # The background is the darkest sizeable cluster: start at the 2nd percentile and move to
-    # the mean of the pixels within 3 levels until it settles (mean shift). A peak test would
-    # miss it when air is a small shoulder beside a large fat peak.
-    background = _refine(located, float(np.percentile(located, 2)), 3.0 / 255)
-    if np.mean(np.abs(located - background) <= 3.0 / 255) < 0.02:
-        return References(None, None, None, True)
-    background = _refine(grey, background, 2.0 / 255)
-    background_level = int(np.clip(np.round(background * 255), 0, 255))
     # Pixels clipped white (dense bone above a narrow window) pile up on the last level: a
-    # peak there is clipping, not a tissue.
-    above = peaks[(peaks > background_level + 2) & (peaks < 254)]
-    # A tissue is a sizeable part of the slice: small peaks (scattered bone, noise) are not.
-    if above.size:
-        above = above[smooth[above] >= 0.1 * smooth[above].max()]
-    clipped = True
-    if clip_floor is not None:
-        clipped = background <= clip_floor + 0.5 / 255
+    # peak there is clipping, not a tissue. Small peaks (scattered bone, noise) are no tissue.
+    candidate = _refine(located, float(np.percentile(located, 2)), 3.0 / 255)
+    level = int(np.clip(np.round(candidate * 255), 0, 255))
+    tissues = peaks[peaks < 254]
+    # (measured against the highest peak above the darkest cluster: air can outnumber fat)
+    if tissues[tissues > level + 2].size:
+        tissues = tissues[smooth[tissues] >= 0.1 * smooth[tissues[tissues > level + 2]].max()]
+
+    background: float | None = None
+    clipped = False
+    above = tissues[tissues > level + 2]
+    if np.mean(np.abs(located - candidate) <= 3.0 / 255) >= 0.02:
+        if clip_floor is not None:
+            clipped = candidate <= clip_floor + 0.5 / 255
+            is_background = clipped
+        else:
+            # A photo's black: the darkest cluster if it is dark enough to be the screen's
+            # black (air or anything below the window). When the body fills the image the
+            # darkest cluster is fat, which a bone window shows brighter than that.
+            clipped = True
+            is_background = candidate ** DISPLAY_GAMMA <= MAX_BLACK
+        if is_background:
+            background = _refine(grey, candidate, 2.0 / 255)
+    if background is None:
+        above = tissues
+        clipped = clip_floor is None or bool(np.mean(grey <= clip_floor + 0.5 / 255) >= 0.01)
     if above.size == 0:
         return References(background, None, None, clipped)
-    located_body = located[located > background + 2.0 / 255]
-    fat_c, soft_c = _fat_and_soft_tissue(above, smooth, (edges[:-1] + edges[1:]) / 2,
-                                         located_body)
+    floor = background if background is not None else -1.0
+    located_body = located[located > floor + 2.0 / 255]
+    fat_c, soft_c = _fat_and_soft_tissue(above, smooth, centres, located_body)
     if fat_c is None:
         return References(background, None, _refine(grey, soft_c, 3.0 / 255), clipped)
     gap = soft_c - fat_c
@@ -134,25 +154,37 @@ def find_reference_tissues(grey: np.ndarray, clip_floor: float | None = None) ->
 
 def _fat_and_soft_tissue(peaks: np.ndarray, heights: np.ndarray, centres: np.ndarray,
                          body: np.ndarray) -> tuple[float | None, float]:
-    """The pair of peaks (fat < soft tissue) with the most pixels, among the four highest,
-    such that few body pixels lie between them (only partial volume does: a pair with most of
-    the body between it is fat and bone, or soft tissue and bone). With no such pair, the
-    highest peak alone is taken as soft tissue."""
+    """Fat and soft tissue among the four highest tissue peaks.
+
+    Fat is the lower peak of the pair with the most pixels such that the upper one is not in
+    the brightest 10 % of the body (bone) and less than half of the body lies between them
+    (partial volume and mixed tissue do; a pair with most of the body between it is fat and
+    bone, or soft tissue and bone). Soft tissue is then the lowest peak above fat with at least
+    half the height of the pair's upper peak: muscle and unenhanced organs (about 40 HU) rather
+    than contrast-enhanced liver or spleen (100-150 HU), which can be as large. With no such
+    pair, the highest peak alone is taken as soft tissue."""
     top = peaks[np.argsort(heights[peaks])[::-1][:4]]
+    # bone is a small bright part of the body: a peak in its brightest 10 % is no soft tissue
+    bright = np.percentile(body, 90) if body.size else np.inf
     best, best_score = None, -1.0
     for i in top:
         for j in top:
-            if j < i + MIN_PAIR_LEVELS:
+            if j < i + MIN_PAIR_LEVELS or centres[j] > bright:
                 continue
             lo, hi = centres[i], centres[j]
             margin = max((hi - lo) / 8, 1.5 / 255)
             between = np.mean((body > lo + margin) & (body < hi - margin)) if body.size else 0
             score = heights[i] + heights[j]
-            if between < 0.3 and score > best_score:
+            if between < 0.5 and score > best_score:
                 best, best_score = (i, j), score
     if best is None:
         return None, float(centres[top[0]])
-    return float(centres[best[0]]), float(centres[best[1]])
+    fat, upper = best
+    # (a lower candidate must be a tissue of its own, not the shoulder of the same one that
+    # shading or noise split in two)
+    soft = min((j for j in top if j >= fat + MIN_PAIR_LEVELS and j <= upper - MIN_ORGAN_LEVELS
+                and heights[j] >= 0.5 * heights[upper]), default=upper)
+    return float(centres[fat]), float(centres[soft])
 
 
 def _refine(grey: np.ndarray, centre: float, half: float) -> float:
@@ -180,7 +212,8 @@ def recalibrate(grey: np.ndarray, model: str = "linear") -> tuple[np.ndarray, Re
         to_x = lambda g: np.asarray(g, np.float64)  # noqa: E731
     elif model == "display":
         refs = find_reference_tissues(grey)
-        black = (refs.background or 0.0) ** DISPLAY_GAMMA
+        black = (refs.background ** DISPLAY_GAMMA if refs.background is not None
+                 else ASSUMED_BLACK)
         to_x = lambda g: _drive_value(np.asarray(g, np.float64), black)  # noqa: E731
     else:
         raise ValueError(f"unknown recalibration model {model!r}")
