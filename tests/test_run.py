@@ -8,7 +8,7 @@ import pytest
 
 from jmedbench.config import build_config
 from jmedbench.engine.run import execute
-from jmedbench.store import Store
+from jmedbench.store import Store, clean_nan
 
 TINY = {"train.steps": 20, "data.image_size": 32}
 
@@ -37,9 +37,9 @@ def test_run_stores_metrics_provenance_and_per_image_rows(registry, tmp_path):
 
 def test_same_config_and_seed_give_identical_metrics(registry, tmp_path):
     store = Store(tmp_path / "s.sqlite")
-    a = execute(registry, tiny_config(seed=5), store).metrics
-    b = execute(registry, tiny_config(seed=5), store).metrics
-    c = execute(registry, tiny_config(seed=6), store).metrics
+    a = clean_nan(execute(registry, tiny_config(seed=5), store).metrics)  # NaN -> None
+    b = clean_nan(execute(registry, tiny_config(seed=5), store).metrics)
+    c = clean_nan(execute(registry, tiny_config(seed=6), store).metrics)
     assert a == b
     assert a != c
 
