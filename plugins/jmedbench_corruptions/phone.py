@@ -164,15 +164,15 @@ def _photo_corruption(name: str, params, description: str, make_settings, *,
 # curve is darker than the 2.2 the recalibration assumes (bright bone is compressed) and whose
 # black is lifted by ambient light (fat is crushed towards black). The window stays the same:
 # a narrower one would also quantise HU more finely, which works against the severity.
-WINDOW_GAMMA = [(500.0, 2000.0, 2.4, 0.02), (500.0, 2000.0, 2.6, 0.025),
-                (500.0, 2000.0, 2.8, 0.03), (500.0, 2000.0, 3.0, 0.035),
-                (500.0, 2000.0, 3.2, 0.038)]
+WINDOW_GAMMA = [(500.0, 2000.0, 2.4, 0.02), (500.0, 2000.0, 2.6, 0.023),
+                (500.0, 2000.0, 2.8, 0.026), (500.0, 2000.0, 3.0, 0.034),
+                (500.0, 2000.0, 3.2, 0.042)]
 
 phone_window_gamma = _photo_corruption(
     "phone_window_gamma", WINDOW_GAMMA,
     "Display windowing and gamma: the bone window (W2000/L500) on a monitor whose gamma "
     "(2.4..3.2) departs from the 2.2 the recalibration assumes, compressing bright bone, and "
-    "whose black ambient light lifts (2 % to 3.8 % of white), crushing fat towards black",
+    "whose black ambient light lifts (2 % to 4.2 % of white), crushing fat towards black",
     lambda p: replace(NOMINAL, level=p[0], width=p[1], display_gamma=p[2], black=p[3]))
 
 phone_perspective = _photo_corruption(

@@ -53,7 +53,7 @@ HU_RANGE = (-1024.0, 3071.0)
 DISPLAY_GAMMA = 2.2
 FALLBACK_WINDOW = (500.0, 2000.0)  # (level, width) of a standard bone window
 ASSUMED_BLACK = 0.02  # screen black (fraction of white) when no background shows it
-MAX_BLACK = 0.042     # darkest screen black (monitor plus ambient light) taken as black
+MAX_BLACK = 0.03      # darkest screen black (monitor plus ambient light) taken as black
 PLAUSIBLE_WIDTH = (250.0, 3500.0)  # HU spanned by grey levels 0..1 of a display window
 MIN_PAIR_LEVELS = 6  # fat and soft tissue (140 HU apart) lie >= 10 levels apart in such a window;
                      # closer peaks are spikes of one tissue (flat JPEG blocks)
