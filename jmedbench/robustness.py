@@ -150,6 +150,8 @@ def evaluate_robustness(model: Any, evaluation: Evaluation, registry: Registry, 
     count = cfg.eval.robustness_subjects or len(evaluation.subjects)
     subjects = evaluation.subjects[:count]
     clean_predictions = evaluation.predictions[:count]
+    if not subjects:
+        raise UserError("robustness: the dataset has no test subjects to corrupt")
     image_metrics = [m for m in registry.specs("metrics") if m.scope == "image"]
     dataset_level = [m for m in registry.specs("metrics") if m.scope == "dataset"]
     if not any(m.name == "dice" for m in image_metrics):
