@@ -230,7 +230,10 @@ def entry_filename(entry: dict[str, Any]) -> str:
 
 
 def build(store: Store, out_dir: Path, command: str, registry: Any = None) -> dict[str, Any]:
-    """Write entries/*.json, leaderboard.{md,csv,json} and index.html; return a summary."""
+    """Write entries/*.json, leaderboard.{md,csv,json}, index.html and, when any entry has a
+    Dice, leaderboard.png; return a summary."""
+    from jmedbench.leaderboard_plot import plot_leaderboard
+
     out_dir = Path(out_dir)
     entries_dir = out_dir / "entries"
     entries_dir.mkdir(parents=True, exist_ok=True)
@@ -247,5 +250,8 @@ def build(store: Store, out_dir: Path, command: str, registry: Any = None) -> di
     (out_dir / "leaderboard.csv").write_text(render_csv(entries))
     (out_dir / "leaderboard.json").write_text(json.dumps(clean_nan(entries), indent=2) + "\n")
     (out_dir / "index.html").write_text(render_html(entries, command))
+    figure = out_dir / "leaderboard.png"
+    if not plot_leaderboard(entries, figure) and figure.exists():
+        figure.unlink()  # generated earlier from runs no longer in the store
     return {"entries": len(entries), "models": len({e["model"] for e in entries}),
-            "out": str(out_dir)}
+            "out": str(out_dir), "figure": str(figure) if figure.exists() else None}

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 
 import pytest
+from PIL import Image
 
 from jmedbench.leaderboard import build, collect_entries, mean_ci
 from jmedbench.store import Store
@@ -55,7 +56,10 @@ def test_build_writes_every_format_and_escapes(tmp_path):
     add_run(store, "unet", "sas", 0, 0.9)
     out = tmp_path / "lb"
     summary = build(store, out, "jmedbench leaderboard build")
-    assert summary == {"entries": 2, "models": 2, "out": str(out)}
+    assert summary == {"entries": 2, "models": 2, "out": str(out),
+                       "figure": str(out / "leaderboard.png")}
+    with Image.open(out / "leaderboard.png") as figure:  # a real PNG, two panels wide
+        assert figure.format == "PNG" and figure.width > figure.height
     assert len(list((out / "entries").glob("*.json"))) == 2
     page = (out / "index.html").read_text()
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
@@ -74,6 +78,7 @@ def test_empty_store_gives_empty_but_valid_leaderboard(tmp_path, cli):
     assert json.loads(out.stdout)["entries"] == 0
     assert json.loads((tmp_path / "lb" / "leaderboard.json").read_text()) == []
     assert "No completed runs" in (tmp_path / "lb" / "leaderboard.md").read_text()
+    assert not (tmp_path / "lb" / "leaderboard.png").exists()  # nothing to plot
 
 
 def test_missing_store_is_one_line(tmp_path, cli):

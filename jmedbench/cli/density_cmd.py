@@ -192,55 +192,24 @@ def _pick_splits(dataset, text: str | None, default: tuple[str, ...] | None) -> 
 
 
 def _train_and_predict(registry, cfg, args) -> tuple[Any, dict[str, list[np.ndarray]]]:
-    """Train cfg.model with cfg.strategy as ``jmedbench run`` does (same building blocks, same
-    profile settings), then predict every subject of every split. This mirrors the training
-    half of ``engine.run._execute`` for the torch backend; an engine function that trains and
-    returns the model would let both share one copy."""
-    import torch
-
-    from jmedbench.data import stack_slices
-    from jmedbench.engine.build import (NUM_CLASSES, build_dataset, build_model,
-                                        build_strategy)
-    from jmedbench.engine.determinism import seed_everything
-    from jmedbench.engine.preprocess import hu_to_input
+    """Train cfg.model with cfg.strategy exactly as ``jmedbench run`` does (the engine's
+    ``train_model``), then predict every subject of every labelled split."""
     from jmedbench.engine.progress import RichReporter
-    from jmedbench.engine.run import predict_subjects, validate
-    from jmedbench.engine.train import train_supervised
-    from jmedbench.strategy import TrainContext
+    from jmedbench.engine.run import predict_subjects, train_model, validate
 
     validate(registry, cfg)
-    if cfg.backend != "torch":
-        raise UserError(f"cohort --model trains with the torch backend only (the profile or "
-                        f"config asks for backend '{cfg.backend}'); use jmedbench run for others")
     reporter = RichReporter(err_console)
     try:
-        seed_everything(cfg.seed)
-        dataset = build_dataset(registry, cfg)
-        train_images, train_labels = stack_slices(dataset.split("train"))
-        unlabelled = (stack_slices(dataset.split("unlabelled"))[0]
-                      if dataset.has_split("unlabelled") else None)
-        model, spec = build_model(registry, cfg)
-        strategy = build_strategy(registry, cfg.strategy, cfg.strategy_options)
-        ctx = TrainContext(train_images=train_images, train_labels=train_labels,
-                           unlabelled_images=unlabelled, seed=cfg.seed,
-                           options=cfg.strategy_options, model_spec=spec,
-                           progress=reporter.callback,
-                           to_input=lambda hu: torch.from_numpy(hu_to_input(hu)))
-        strategy.pretrain(model, ctx)
-        model = strategy.prepare_model(model, ctx)
-        train_supervised(model, strategy, torch.from_numpy(hu_to_input(train_images)),
-                         torch.from_numpy(train_labels), cfg.train, cfg.seed, NUM_CLASSES,
-                         reporter)
+        trained = train_model(registry, cfg, reporter)
         masks: dict[str, list[np.ndarray]] = {}
-        with torch.no_grad():
-            for split, subjects in dataset.splits.items():
-                if split == "unlabelled" or not subjects:
-                    continue
-                masks[split] = predict_subjects(model, [s.image for s in subjects],
-                                                cfg.eval.batch_size)
+        for split, subjects in trained.dataset.splits.items():
+            if split == "unlabelled" or not subjects:
+                continue
+            masks[split] = predict_subjects(trained.model, [s.image for s in subjects],
+                                            cfg.eval.batch_size, trained.backend)
     finally:
         reporter.close()
-    return dataset, masks
+    return trained.dataset, masks
 
 
 def _reference_laws(dataset, subjects: list, offset: float

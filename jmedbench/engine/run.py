@@ -125,8 +125,23 @@ def execute(registry: Registry, cfg: RunConfig, store: Store, reporter: Reporter
     return result
 
 
-def _execute(registry: Registry, cfg: RunConfig, reporter: Reporter, timer: Timer,
-             run_id: str, store: Store | None = None) -> RunResult:
+@dataclass
+class TrainedModel:
+    """What training leaves behind: the model ready to predict, and how it got there."""
+    model: Any
+    spec: Any
+    dataset: Dataset
+    strategy: Any
+    backend: Backend
+    context: TrainContext
+    result: Any  # engine.train.TrainResult
+
+
+def train_model(registry: Registry, cfg: RunConfig, reporter: Reporter,
+                timer: Timer | None = None) -> TrainedModel:
+    """Build the dataset, model and strategy of ``cfg``, pre-train and train: the training half
+    of every run, shared by ``run``, ``bench`` (through ``run``) and ``cohort --model``."""
+    timer = timer or Timer()
     seed_everything(cfg.seed)
     backend = get_backend(registry, cfg.backend)
     backend.seed(cfg.seed)
@@ -155,12 +170,20 @@ def _execute(registry: Registry, cfg: RunConfig, reporter: Reporter, timer: Time
     with timer.stage("train"):
         trained = backend.train(model, strategy, inputs, labels, cfg.train, cfg.seed,
                                 NUM_CLASSES, reporter)
+    return TrainedModel(model, spec, dataset, strategy, backend, ctx, trained)
+
+
+def _execute(registry: Registry, cfg: RunConfig, reporter: Reporter, timer: Timer,
+             run_id: str, store: Store | None = None) -> RunResult:
+    done = train_model(registry, cfg, reporter, timer)
+    model, dataset, strategy, backend, trained = (done.model, done.dataset, done.strategy,
+                                                  done.backend, done.result)
     rows: list = []
     metrics: dict[str, Any] = {}
     details: dict[str, Any] = {"train": {"steps": trained.steps, "losses": trained.losses,
                                          "images_per_second": trained.images_per_second,
                                          "class_weights": trained.class_weights},
-                               "budget": ctx.budget, "strategy": strategy.describe(),
+                               "budget": done.context.budget, "strategy": strategy.describe(),
                                "dataset": dataset.summary(),
                                "params": backend.num_parameters(model),
                                "gflops": (forward_gflops(model, cfg.data.image_size)

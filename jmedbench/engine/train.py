@@ -99,7 +99,7 @@ def train_supervised(model: torch.nn.Module, strategy: Strategy, inputs: torch.T
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, inputs: torch.Tensor, batch_size: int = 16) -> np.ndarray:
-    """Label maps (N, H, W) uint8 by argmax of the model's logits."""
+    """Label maps (N, H, W) uint8 by argmax of the model's logits (no autograd graph)."""
     model.eval()
     out = []
     for start in range(0, inputs.shape[0], batch_size):
