@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -56,6 +56,38 @@ class TrainResult:
         return self.images_seen / self.seconds if self.seconds else 0.0
 
 
+class LossLog:
+    """The bookkeeping every backend's training loop shares: mean loss per ``log_every`` steps
+    into ``result.losses``, progress, and the ``on_log(step, mean_loss)`` callback (after which
+    the model is put back in training mode: tuning may evaluate it)."""
+
+    def __init__(self, result: TrainResult, model: Any, reporter: Reporter,
+                 log_every: int = 50, on_log: Callable[[int, float], None] | None = None):
+        self.result, self.model, self.reporter = result, model, reporter
+        self.log_every, self.on_log = log_every, on_log
+        self.running = 0.0
+        self.t0 = time.perf_counter()
+        reporter.start("train", result.steps)
+
+    def add(self, step: int, loss: float) -> None:
+        self.running += loss
+        if step % self.log_every and step != self.result.steps:
+            return
+        interval = (step - 1) % self.log_every + 1
+        self.result.losses.append(self.running / interval)
+        self.reporter.advance("train", interval, note=f"loss {self.running / interval:.3f}")
+        self.running = 0.0
+        if self.on_log is not None:
+            self.on_log(step, self.result.losses[-1])
+            self.model.train()
+
+    def finish(self) -> TrainResult:
+        self.result.seconds = time.perf_counter() - self.t0
+        self.reporter.finish("train")
+        self.model.eval()
+        return self.result
+
+
 def train_supervised(model: torch.nn.Module, strategy: Strategy, inputs: torch.Tensor,
                      labels: torch.Tensor, cfg: TrainConfig, seed: int, num_classes: int,
                      reporter: Reporter | None = None, log_every: int = 50,
@@ -73,8 +105,7 @@ def train_supervised(model: torch.nn.Module, strategy: Strategy, inputs: torch.T
     n = inputs.shape[0]
     result = TrainResult(steps=cfg.steps, seconds=0.0, images_seen=cfg.steps * cfg.batch_size,
                          class_weights=weights.tolist())
-    reporter.start("train", cfg.steps)
-    running, t0 = 0.0, time.perf_counter()
+    log = LossLog(result, model, reporter, log_every, on_log)
     for step in range(1, cfg.steps + 1):
         index = torch.randint(n, (cfg.batch_size,), generator=generator)
         x, y = strategy.augment(inputs[index], labels[index], generator)
@@ -82,19 +113,8 @@ def train_supervised(model: torch.nn.Module, strategy: Strategy, inputs: torch.T
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
-        running += loss.item()
-        if step % log_every == 0 or step == cfg.steps:
-            interval = (step - 1) % log_every + 1
-            result.losses.append(running / interval)
-            reporter.advance("train", interval, note=f"loss {running / interval:.3f}")
-            running = 0.0
-            if on_log is not None:
-                on_log(step, result.losses[-1])
-                model.train()
-    result.seconds = time.perf_counter() - t0
-    reporter.finish("train")
-    model.eval()
-    return result
+        log.add(step, loss.item())
+    return log.finish()
 
 
 @torch.no_grad()

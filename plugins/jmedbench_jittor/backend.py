@@ -16,14 +16,13 @@ Strategies that change the model or pre-train it need a Jittor form (:meth:`adap
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
 
 from jmedbench.backends import Backend
 from jmedbench.engine.progress import Reporter
-from jmedbench.engine.train import TrainResult, class_weights
+from jmedbench.engine.train import LossLog, TrainResult, class_weights
 from jmedbench.errors import UserError
 from jmedbench.strategy import ComposedStrategy, Strategy
 
@@ -103,27 +102,14 @@ class JittorBackend(Backend):
         result = TrainResult(steps=cfg.steps, seconds=0.0,
                              images_seen=cfg.steps * cfg.batch_size,
                              class_weights=weights_np.tolist())
-        log_every = 50
-        reporter.start("train", cfg.steps)
-        running, t0 = 0.0, time.perf_counter()
+        log = LossLog(result, model, reporter, on_log=on_log)
         for step in range(1, cfg.steps + 1):
             index = torch.randint(n, (cfg.batch_size,), generator=generator)
             x, y = strategy.augment(inputs[index], labels[index], generator)
             loss = dice_ce_loss(model(jt.array(x.numpy())), jt.array(y.numpy()), weights)
             optimiser.step(loss)
-            running += loss.item()
-            if step % log_every == 0 or step == cfg.steps:
-                interval = (step - 1) % log_every + 1
-                result.losses.append(running / interval)
-                reporter.advance("train", interval, note=f"loss {running / interval:.3f}")
-                running = 0.0
-                if on_log is not None:
-                    on_log(step, result.losses[-1])
-                    model.train()
-        result.seconds = time.perf_counter() - t0
-        reporter.finish("train")
-        model.eval()
-        return result
+            log.add(step, loss.item())
+        return log.finish()
 
     def predict(self, model, inputs, batch_size=16) -> np.ndarray:
         jt = self.jt
