@@ -9,7 +9,7 @@ from jmedbench.errors import UnknownNameError, UserError
 
 
 def test_profiles_exist_and_order_of_precedence(tmp_path):
-    assert {"quick", "default", "full"} <= set(available_profiles())
+    assert {"quick", "default", "leaderboard", "full"} <= set(available_profiles())
     f = tmp_path / "run.toml"
     f.write_text("[train]\nsteps = 7\nlr = 1e-3\n[model]\nwidth = 4\n[model.unet]\nwidth = 12\n")
     cfg = build_config("quick", f, {"train.steps": 3})
@@ -18,6 +18,18 @@ def test_profiles_exist_and_order_of_precedence(tmp_path):
     assert cfg.data.image_size == 64     # from the quick profile
     assert cfg.model_kwargs("unet") == {"width": 12}
     assert cfg.model_kwargs("segnet") == {"width": 4}
+
+
+@pytest.mark.parametrize("profile", available_profiles())
+def test_every_shipped_profile_is_valid_and_keeps_the_phantom_views_alike(profile):
+    """Every key of every shipped profile is known and typed right; the two phantom views
+    (site N and the cross-site S) get the same split sizes, so their scores compare."""
+    from jmedbench.config import load_profile
+
+    cfg = build_config(profile)
+    assert cfg.train.steps >= 1 and cfg.data.image_size % 16 == 0
+    tables = load_profile(profile)["data"]
+    assert tables.get("phantom") == tables.get("phantom-s")
 
 
 def test_unknown_profile_suggests():
