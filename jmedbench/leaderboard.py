@@ -52,8 +52,14 @@ def mean_ci(values: list[float]) -> dict[str, Any]:
 
 
 def collect_entries(store: Store, registry: Any = None) -> list[dict[str, Any]]:
+    return entries_from_runs(store.runs(kind="run", status="completed"), registry)
+
+
+def entries_from_runs(completed: list[dict[str, Any]], registry: Any = None
+                      ) -> list[dict[str, Any]]:
+    """Leaderboard entries (aggregated over seeds, ranked by Dice) from completed run records."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
-    for record in store.runs(kind="run", status="completed"):
+    for record in completed:
         key = (record["model"], record["strategy"], record["dataset"], record["profile"],
                record["backend"] or "torch")
         groups[key].append(record)
@@ -230,14 +236,16 @@ def entry_filename(entry: dict[str, Any]) -> str:
 
 
 def build(store: Store, out_dir: Path, command: str, registry: Any = None) -> dict[str, Any]:
-    """Write entries/*.json, leaderboard.{md,csv,json}, index.html and, when any entry has a
-    Dice, leaderboard.png; return a summary."""
+    """Write entries/*.json, leaderboard.{md,csv,json}, index.html, README.md and, when any
+    entry has a Dice, leaderboard.png; return a summary."""
     from jmedbench.leaderboard_plot import plot_leaderboard
+    from jmedbench.leaderboard_readme import render_readme
 
     out_dir = Path(out_dir)
     entries_dir = out_dir / "entries"
     entries_dir.mkdir(parents=True, exist_ok=True)
-    entries = collect_entries(store, registry)
+    completed = store.runs(kind="run", status="completed")
+    entries = entries_from_runs(completed, registry)
     wanted = set()
     for entry in entries:
         name = entry_filename(entry)
@@ -250,6 +258,11 @@ def build(store: Store, out_dir: Path, command: str, registry: Any = None) -> di
     (out_dir / "leaderboard.csv").write_text(render_csv(entries))
     (out_dir / "leaderboard.json").write_text(json.dumps(clean_nan(entries), indent=2) + "\n")
     (out_dir / "index.html").write_text(render_html(entries, command))
+    run_ids = {run_id for entry in entries for run_id in entry["runs"]}
+    runs = [r for r in completed if r["run_id"] in run_ids]
+    all_models = registry.names("models") if registry is not None else None
+    (out_dir / "README.md").write_text(render_readme(entries, runs, command, str(store.path),
+                                                     all_models))
     figure = out_dir / "leaderboard.png"
     if not plot_leaderboard(entries, figure) and figure.exists():
         figure.unlink()  # generated earlier from runs no longer in the store

@@ -67,6 +67,21 @@ def test_build_writes_every_format_and_escapes(tmp_path):
     rows = list(csv.DictReader((out / "leaderboard.csv").open()))
     assert rows[0]["model"] == "unet" and float(rows[0]["dice"]) == 0.9
     assert "| 1 | unet | sas |" in (out / "leaderboard.md").read_text()
+    readme = (out / "README.md").read_text()
+    assert (f"--strategies baseline,sas --datasets phantom --profile quick --seeds 0 "
+            f"--store {store.path}") in readme  # derived from the stored runs
+    assert "The 2 runs took" in readme
+
+
+def test_readme_compares_each_strategy_with_baseline_model_by_model(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    for model, base, sas in (("unet", 0.90, 0.95), ("segnet", 0.80, 0.70), ("enet", 0.60, 0.70)):
+        add_run(store, model, "baseline", 0, base, bmd_mae=4.0)
+        add_run(store, model, "sas", 0, sas, bmd_mae=5.0)
+    build(store, tmp_path / "lb", "jmedbench leaderboard build")
+    readme = (tmp_path / "lb" / "README.md").read_text()
+    assert "| sas | clean Dice | 2 / 3 | +0.050 |" in readme       # diffs +0.05, -0.10, +0.10
+    assert "| sas | BMD MAE (HU) | 0 / 3 | +1.000 |" in readme     # lower is better
 
 
 def test_empty_store_gives_empty_but_valid_leaderboard(tmp_path, cli):
@@ -79,6 +94,7 @@ def test_empty_store_gives_empty_but_valid_leaderboard(tmp_path, cli):
     assert json.loads((tmp_path / "lb" / "leaderboard.json").read_text()) == []
     assert "No completed runs" in (tmp_path / "lb" / "leaderboard.md").read_text()
     assert not (tmp_path / "lb" / "leaderboard.png").exists()  # nothing to plot
+    assert "No completed runs" in (tmp_path / "lb" / "README.md").read_text()
 
 
 def test_missing_store_is_one_line(tmp_path, cli):
