@@ -192,6 +192,21 @@ class Registry:
         return warnings
 
 
+def specs_in_package(package: str, attribute: str) -> list[Any]:
+    """For plugin packages with one module per family: the specs that every module of
+    ``package`` (those not starting with '_', in name order) lists in ``attribute``, so that a
+    new family is one new file."""
+    import importlib
+    import pkgutil
+
+    specs: list[Any] = []
+    for info in sorted(pkgutil.iter_modules(importlib.import_module(package).__path__),
+                       key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            specs += getattr(importlib.import_module(f"{package}.{info.name}"), attribute, [])
+    return specs
+
+
 def suggest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
     """Closest names, for "did you mean". Case-insensitive, tolerant of one or two typos."""
     candidates = list(candidates)

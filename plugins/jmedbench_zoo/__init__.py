@@ -2,21 +2,10 @@
 ``MODELS`` (a list of :class:`jmedbench.specs.ModelSpec`) is collected by the hook below, so a
 new family is one new file."""
 
-import importlib
-import pkgutil
-
 from jmedbench.hookspecs import hookimpl
-
-
-def family_modules():
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        if hasattr(module, "MODELS"):
-            yield module
+from jmedbench.registry import specs_in_package
 
 
 @hookimpl
 def jmedbench_models():
-    return [spec for module in family_modules() for spec in module.MODELS]
+    return specs_in_package(__name__, "MODELS")
