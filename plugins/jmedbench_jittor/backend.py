@@ -91,13 +91,15 @@ class JittorBackend(Backend):
               on_log=None) -> TrainResult:
         import torch
 
+        from jmedbench_jittor.kernels import Adam
+
         jt = self.jt
         reporter = reporter or Reporter()
         generator = torch.Generator().manual_seed(seed)
         weights_np = class_weights(labels.numpy(), num_classes)
         weights = jt.array(weights_np)
         model.train()
-        optimiser = jt.optim.Adam(trainable(model), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimiser = Adam(trainable(model), lr=cfg.lr, weight_decay=cfg.weight_decay)
         n = inputs.shape[0]
         result = TrainResult(steps=cfg.steps, seconds=0.0,
                              images_seen=cfg.steps * cfg.batch_size,

@@ -7,10 +7,32 @@ Imported only after :func:`jmedbench_jittor.runtime.import_jittor` (it imports j
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+import numpy as np
+
 from jmedbench_jittor.runtime import import_jittor
 
 jt = import_jittor()  # sets CPU-only / oneDNN before Jittor's first import
 from jittor import nn  # noqa: E402
+
+
+class BatchNorm2d(nn.BatchNorm):
+    """torch.nn.BatchNorm2d: Jittor's parameters and statistics (same names), with training
+    mode on the multi-threaded kernels of :mod:`jmedbench_jittor.kernels` and torch's running
+    variance (unbiased; Jittor's own keeps the biased one)."""
+
+    def execute(self, x: jt.Var) -> jt.Var:
+        if not self.is_train or x.ndim != 4 or str(x.dtype) != "float32":
+            return super().execute(x)
+        from jmedbench_jittor.kernels import BatchNormTrain
+
+        y, mean, var = BatchNormTrain()(x, self.weight, self.bias, float(self.eps))
+        count = x.numel() // x.shape[1]
+        unbiased = var * (count / max(count - 1, 1))
+        self.running_mean.update(self.running_mean + (mean - self.running_mean) * self.momentum)
+        self.running_var.update(self.running_var + (unbiased - self.running_var) * self.momentum)
+        return y
 
 
 def conv_bn_relu(cin: int, cout: int, kernel: int = 3, stride: int = 1,
@@ -18,7 +40,7 @@ def conv_bn_relu(cin: int, cout: int, kernel: int = 3, stride: int = 1,
     """Conv (no bias, "same" padding) -> BatchNorm -> ReLU, as the zoo's ``conv_bn_relu``."""
     pad = dilation * (kernel // 2)
     return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, pad, dilation, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU())
+                         BatchNorm2d(cout), nn.ReLU())
 
 
 class DoubleConv(nn.Sequential):
@@ -26,8 +48,8 @@ class DoubleConv(nn.Sequential):
 
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__(
-            nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
-            nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False), BatchNorm2d(cout), nn.ReLU(),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False), BatchNorm2d(cout), nn.ReLU())
 
 
 class ModuleDict(nn.Module):
@@ -75,12 +97,43 @@ def _window_max(x: jt.Var, k: int, return_indices: bool):
     return value, rows * w + cols
 
 
+@lru_cache(maxsize=64)
+def bilinear_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """The (n_out, n_in) matrix of 1-D linear resampling as torch's ``F.interpolate(...,
+    mode="bilinear", align_corners=False)`` computes it, in float32 as torch does: source
+    coordinate ``(i + 0.5) * n_in / n_out - 0.5``, clamped at 0, between two neighbours whose
+    upper index is clamped to the last row."""
+    scale = np.float32(n_in) / np.float32(n_out)
+    src = np.maximum((np.arange(n_out, dtype=np.float32) + np.float32(0.5)) * scale
+                     - np.float32(0.5), np.float32(0.0))
+    low = np.minimum(src.astype(np.int64), n_in - 1)
+    high = np.minimum(low + 1, n_in - 1)
+    frac = src - low.astype(np.float32)
+    matrix = np.zeros((n_out, n_in), np.float32)
+    rows = np.arange(n_out)
+    np.add.at(matrix, (rows, low), np.float32(1.0) - frac)
+    np.add.at(matrix, (rows, high), frac)
+    return matrix
+
+
 def resize_bilinear(x: jt.Var, size) -> jt.Var:
-    """Bilinear, align_corners=False (torch's F.interpolate convention)."""
-    size = tuple(int(s) for s in size)
-    if tuple(x.shape[-2:]) == size:
+    """Bilinear, align_corners=False (torch's F.interpolate convention), as two matrix
+    products, rows then columns. Jittor's own ``nn.interpolate`` computes source indices per
+    element in one single-threaded kernel (forward and backward): 3-5x slower than torch on
+    CPU, where these products run in oneDNN's multi-threaded GEMM (benchmarks/bench_jittor.py)."""
+    n, c, h, w = (int(s) for s in x.shape)
+    out_h, out_w = (int(s) for s in size)
+    if (h, w) == (out_h, out_w):
         return x
-    return nn.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    y = x
+    if out_h != h:  # (n*c*w, h) @ (h, out_h), then back to (n, c, out_h, w)
+        rows = jt.array(bilinear_matrix(h, out_h).T.copy())
+        y = y.reshape(n * c, h, w).transpose(0, 2, 1).reshape(n * c * w, h)
+        y = nn.matmul(y, rows).reshape(n * c, w, out_h).transpose(0, 2, 1)
+    if out_w != w:  # (n*c*out_h, w) @ (w, out_w)
+        cols = jt.array(bilinear_matrix(w, out_w).T.copy())
+        y = nn.matmul(y.reshape(n * c * out_h, w), cols)
+    return y.reshape(n, c, out_h, out_w)
 
 
 def upsample_to(x: jt.Var, ref: jt.Var) -> jt.Var:

@@ -60,6 +60,7 @@ def compare(torch_model: Any, jittor_model: Any, size: int, batch: int, repeats:
     from jmedbench.engine.train import dice_ce_loss as torch_loss
     from jmedbench_jittor.backend import dice_ce_loss as jittor_loss
     from jmedbench_jittor.backend import trainable
+    from jmedbench_jittor.kernels import Adam
     from jmedbench_jittor.runtime import import_jittor
 
     jt = import_jittor()
@@ -90,7 +91,7 @@ def compare(torch_model: Any, jittor_model: Any, size: int, batch: int, repeats:
         torch_opt.step()
 
     jittor_model.train()
-    jittor_opt = jt.optim.Adam(trainable(jittor_model), lr=3e-4)
+    jittor_opt = Adam(trainable(jittor_model), lr=3e-4)
 
     def jittor_step() -> None:
         jittor_opt.step(jittor_loss(jittor_model(j_x), j_y, j_w))

@@ -8,6 +8,8 @@ from jmedbench_jittor.runtime import import_jittor
 jt = import_jittor()  # sets CPU-only / oneDNN before Jittor's first import
 from jittor import nn  # noqa: E402
 
+from jmedbench_jittor.layers import BatchNorm2d  # noqa: E402
+
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
 
@@ -17,7 +19,7 @@ class LocalisationNet(nn.Module):
         layers: list = []
         cin = in_channels
         for cout in channels:
-            layers += [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(),
+            layers += [nn.Conv2d(cin, cout, 3, padding=1), BatchNorm2d(cout), nn.ReLU(),
                        nn.MaxPool2d(2)]
             cin = cout
         layers.append(nn.AdaptiveAvgPool2d(2))

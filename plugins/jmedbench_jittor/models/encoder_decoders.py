@@ -7,7 +7,7 @@ from __future__ import annotations
 import jittor as jt
 from jittor import nn
 
-from jmedbench_jittor.layers import check_width, max_pool, resize_bilinear
+from jmedbench_jittor.layers import BatchNorm2d, check_width, max_pool, resize_bilinear
 
 VGG16_STAGES = (2, 2, 3, 3, 3)
 VGG16_MULT = (1, 2, 4, 8, 8)
@@ -15,7 +15,7 @@ VGG16_MULT = (1, 2, 4, 8, 8)
 
 def conv_bn_relu(cin: int, cout: int, kernel: int = 3, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU())
+                         BatchNorm2d(cout), nn.ReLU())
 
 
 def vgg_stage(cin: int, cout: int, n: int) -> nn.Sequential:
@@ -108,9 +108,9 @@ class BasicBlock(nn.Module):
         super().__init__()
         self.conv1 = conv_bn_relu(cin, cout, 3, stride)
         self.conv2 = nn.Sequential(nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
-                                   nn.BatchNorm2d(cout))
+                                   BatchNorm2d(cout))
         self.shortcut = (nn.Identity() if cin == cout and stride == 1 else nn.Sequential(
-            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)))
+            nn.Conv2d(cin, cout, 1, stride, bias=False), BatchNorm2d(cout)))
 
     def execute(self, x):
         return nn.relu(self.conv2(self.conv1(x)) + self.shortcut(x))
@@ -122,7 +122,7 @@ class LinkNetDecoder(nn.Module):
         q = max(m // 4, 1)
         middle = (nn.ConvTranspose2d(q, q, 3, stride=2, padding=1, output_padding=1, bias=False)
                   if upsample else nn.Conv2d(q, q, 3, padding=1, bias=False))
-        self.body = nn.Sequential(conv_bn_relu(m, q, 1), middle, nn.BatchNorm2d(q), nn.ReLU(),
+        self.body = nn.Sequential(conv_bn_relu(m, q, 1), middle, BatchNorm2d(q), nn.ReLU(),
                                   conv_bn_relu(q, n, 1))
 
     def execute(self, x):
@@ -148,7 +148,7 @@ class LinkNet(nn.Module):
         self.final = nn.Sequential(
             nn.ConvTranspose2d(c[0], half, 3, stride=2, padding=1, output_padding=1,
                                bias=False),
-            nn.BatchNorm2d(half), nn.ReLU(),
+            BatchNorm2d(half), nn.ReLU(),
             conv_bn_relu(half, half, 3),
             nn.ConvTranspose2d(half, num_classes, 2, stride=2))
         self.encoder_channels = c[3]
@@ -182,7 +182,7 @@ class InitialBlock(nn.Module):
             raise ValueError(f"ENet's initial block needs fewer than {out_channels} input "
                              f"channels, got {in_channels}")
         self.conv = nn.Conv2d(in_channels, out_channels - in_channels, 3, 2, 1, bias=False)
-        self.bn = nn.BatchNorm2d(out_channels)
+        self.bn = BatchNorm2d(out_channels)
         self.act = nn.PReLU(out_channels)
 
     def execute(self, x):
@@ -203,9 +203,9 @@ class ENetBottleneck(nn.Module):
         else:
             middle = nn.Conv2d(mid, mid, 3, padding=dilation, dilation=dilation, bias=False)
         self.ext = nn.Sequential(
-            first, nn.BatchNorm2d(mid), nn.PReLU(mid),
-            middle, nn.BatchNorm2d(mid), nn.PReLU(mid),
-            nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout),
+            first, BatchNorm2d(mid), nn.PReLU(mid),
+            middle, BatchNorm2d(mid), nn.PReLU(mid),
+            nn.Conv2d(mid, cout, 1, bias=False), BatchNorm2d(cout),
             nn.Dropout2d(dropout))
         self.act = nn.PReLU(cout)
 
@@ -225,12 +225,12 @@ class ENetUpsample(nn.Module):
     def __init__(self, cin: int, cout: int, dropout: float = 0.1) -> None:
         super().__init__()
         mid = cin // 4
-        self.main = nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
+        self.main = nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), BatchNorm2d(cout))
         self.ext = nn.Sequential(
-            nn.Conv2d(cin, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.PReLU(mid),
+            nn.Conv2d(cin, mid, 1, bias=False), BatchNorm2d(mid), nn.PReLU(mid),
             nn.ConvTranspose2d(mid, mid, 3, 2, 1, output_padding=1, bias=False),
-            nn.BatchNorm2d(mid), nn.PReLU(mid),
-            nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.Dropout2d(dropout))
+            BatchNorm2d(mid), nn.PReLU(mid),
+            nn.Conv2d(mid, cout, 1, bias=False), BatchNorm2d(cout), nn.Dropout2d(dropout))
         self.act = nn.PReLU(cout)
 
     def execute(self, x, indices, size):
@@ -287,7 +287,7 @@ class DownsamplerBlock(nn.Module):
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__()
         self.conv = nn.Conv2d(cin, cout - cin, 3, stride=2, padding=1, bias=False)
-        self.bn = nn.BatchNorm2d(cout, eps=1e-3)
+        self.bn = BatchNorm2d(cout, eps=1e-3)
 
     def execute(self, x):
         return nn.relu(self.bn(jt.concat([self.conv(x), max_pool(x, 2)], dim=1)))
@@ -299,11 +299,11 @@ class NonBottleneck1D(nn.Module):
         d = dilation
         self.conv3x1_1 = nn.Conv2d(channels, channels, (3, 1), padding=(1, 0))
         self.conv1x3_1 = nn.Conv2d(channels, channels, (1, 3), padding=(0, 1), bias=False)
-        self.bn1 = nn.BatchNorm2d(channels, eps=1e-3)
+        self.bn1 = BatchNorm2d(channels, eps=1e-3)
         self.conv3x1_2 = nn.Conv2d(channels, channels, (3, 1), padding=(d, 0), dilation=(d, 1))
         self.conv1x3_2 = nn.Conv2d(channels, channels, (1, 3), padding=(0, d), dilation=(1, d),
                                    bias=False)
-        self.bn2 = nn.BatchNorm2d(channels, eps=1e-3)
+        self.bn2 = BatchNorm2d(channels, eps=1e-3)
         self.dropout = nn.Dropout2d(dropout)
 
     def execute(self, x):
@@ -318,7 +318,7 @@ class UpsamplerBlock(nn.Sequential):
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__(
             nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1, bias=False),
-            nn.BatchNorm2d(cout, eps=1e-3), nn.ReLU())
+            BatchNorm2d(cout, eps=1e-3), nn.ReLU())
 
 
 class ERFNet(nn.Module):

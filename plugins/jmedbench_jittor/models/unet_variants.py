@@ -7,8 +7,8 @@ from __future__ import annotations
 import jittor as jt
 from jittor import nn
 
-from jmedbench_jittor.layers import (DoubleConv, ModuleDict, conv_bn_relu, max_pool,
-                                     resize_bilinear, stage_channels, upsample_to)
+from jmedbench_jittor.layers import (BatchNorm2d, DoubleConv, ModuleDict, conv_bn_relu,
+                                     max_pool, resize_bilinear, stage_channels, upsample_to)
 
 
 class PlainEncoder(nn.Module):
@@ -33,7 +33,7 @@ class AttentionGate(nn.Module):
         self.phi_g = nn.Conv2d(gate_channels, inter_channels, 1, bias=True)
         self.psi = nn.Conv2d(inter_channels, 1, 1, bias=True)
         self.out = nn.Sequential(nn.Conv2d(skip_channels, skip_channels, 1, bias=False),
-                                 nn.BatchNorm2d(skip_channels))
+                                 BatchNorm2d(skip_channels))
 
     def execute(self, x, g):
         theta = self.theta_x(x)
@@ -187,12 +187,12 @@ class PreActResidualUnit(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.BatchNorm2d(cin), nn.ReLU(),
+            BatchNorm2d(cin), nn.ReLU(),
             nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
-            nn.BatchNorm2d(cout), nn.ReLU(),
+            BatchNorm2d(cout), nn.ReLU(),
             nn.Conv2d(cout, cout, 3, 1, 1, bias=False))
         self.shortcut = (nn.Identity() if cin == cout and stride == 1 else nn.Sequential(
-            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)))
+            nn.Conv2d(cin, cout, 1, stride, bias=False), BatchNorm2d(cout)))
 
     def execute(self, x):
         return self.body(x) + self.shortcut(x)
@@ -204,10 +204,10 @@ class ResUNet(nn.Module):
         c = stage_channels(width, 4)
         self.level1 = nn.Sequential(
             nn.Conv2d(in_channels, c[0], 3, padding=1, bias=False),
-            nn.BatchNorm2d(c[0]), nn.ReLU(),
+            BatchNorm2d(c[0]), nn.ReLU(),
             nn.Conv2d(c[0], c[0], 3, padding=1, bias=False))
         self.level1_shortcut = nn.Sequential(nn.Conv2d(in_channels, c[0], 1, bias=False),
-                                             nn.BatchNorm2d(c[0]))
+                                             BatchNorm2d(c[0]))
         self.down = nn.ModuleList([PreActResidualUnit(c[i], c[i + 1], stride=2)
                                    for i in range(3)])
         self.decoders = nn.ModuleList([PreActResidualUnit(c[i + 1] + c[i], c[i])
@@ -243,8 +243,8 @@ class MultiResBlock(nn.Module):
         self.conv2 = conv_bn_relu(c1, c2)
         self.conv3 = conv_bn_relu(c2, c3)
         self.shortcut = nn.Sequential(nn.Conv2d(cin, self.out_channels, 1, bias=False),
-                                      nn.BatchNorm2d(self.out_channels))
-        self.bn = nn.BatchNorm2d(self.out_channels)
+                                      BatchNorm2d(self.out_channels))
+        self.bn = BatchNorm2d(self.out_channels)
 
     def execute(self, x):
         a = self.conv1(x)
@@ -257,10 +257,10 @@ class ResPath(nn.Module):
     def __init__(self, channels: int, length: int) -> None:
         super().__init__()
         self.convs = nn.ModuleList([nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False), BatchNorm2d(channels))
             for _ in range(length)])
         self.shortcuts = nn.ModuleList([nn.Sequential(
-            nn.Conv2d(channels, channels, 1, bias=False), nn.BatchNorm2d(channels))
+            nn.Conv2d(channels, channels, 1, bias=False), BatchNorm2d(channels))
             for _ in range(length)])
 
     def execute(self, x):
