@@ -15,5 +15,5 @@ echo "jittor CI: environment installed after $(( $(date +%s) - start )) s"
 # exit 1 = Jittor works but without oneDNN (slow, still correct): warn, test anyway
 "$VENV/bin/python" -m jmedbench_jittor.setup --apt || { rc=$?; [ "$rc" -eq 1 ] || exit "$rc"; }
 echo "jittor CI: Jittor ready after $(( $(date +%s) - start )) s"
-"$VENV/bin/python" -m pytest tests/test_jittor.py -p no:cacheprovider
+"$VENV/bin/python" -m pytest tests/test_jittor.py tests/test_jittor_kernels.py -p no:cacheprovider
 echo "jittor CI: done after $(( $(date +%s) - start )) s"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -11,6 +12,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data" / "totalseg_example"
+
+HAS_JITTOR = importlib.util.find_spec("jittor") is not None
+needs_jittor = pytest.mark.skipif(
+    not HAS_JITTOR, reason="jittor is not installed in this environment (it pins numpy 1.26): "
+                           "these run in the jittor environment, see .ci/jittor.sh")
 
 
 @pytest.fixture(autouse=True)

@@ -8,16 +8,12 @@ plugin stays out of the way when Jittor is missing.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 
 import numpy as np
 import pytest
+from conftest import HAS_JITTOR, needs_jittor
 
-HAS_JITTOR = importlib.util.find_spec("jittor") is not None
-needs_jittor = pytest.mark.skipif(
-    not HAS_JITTOR, reason="jittor is not installed in this environment (it pins numpy 1.26): "
-                           "these run in the jittor environment, see .ci/jittor.sh")
 needs_no_jittor = pytest.mark.skipif(HAS_JITTOR, reason="checks the behaviour without jittor")
 
 SIZE = 64        # every Jittor model takes 64 x 64 (input multiples are at most 32)
