@@ -145,9 +145,12 @@ class Adam:
         data = {"step_size": self.lr / (1 - beta1 ** self.steps), "beta1": beta1,
                 "beta2": beta2, "eps": self.eps, "weight_decay": self.weight_decay,
                 "bc2_sqrt": math.sqrt(1 - beta2 ** self.steps)}
+        # Gradients enter as stop-grad: otherwise the new weights would remember the graph
+        # that made the gradients, and every step would keep the previous one's alive. (Not
+        # jt.no_grad(): an update under it leaves the parameter stop-grad, and training stops.)
         for p, g, m, v in zip(self.params, grads, self.exp_avg, self.exp_avg_sq):
-            new_p, new_m, new_v = jt.code([p.shape] * 3, [p.dtype] * 3, [p, g, m, v],
-                                          cpu_src=_ADAM, data=data)
+            new_p, new_m, new_v = jt.code([p.shape] * 3, [p.dtype] * 3,
+                                          [p, g.stop_grad(), m, v], cpu_src=_ADAM, data=data)
             p.update(new_p)
             m.update(new_m)
             v.update(new_v)
