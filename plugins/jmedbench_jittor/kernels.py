@@ -1,10 +1,11 @@
-"""Multi-threaded CPU kernels for the two places where Jittor 1.3.11 trails PyTorch on CPU.
+"""Multi-threaded CPU kernels for two places where Jittor 1.3.11 trails PyTorch on CPU.
 
 Jittor fuses element-wise and reduction operations into kernels it generates and compiles
 itself, and on the CPU those kernels run on one thread; only convolutions and matrix products
 (oneDNN) use every core. PyTorch runs both kinds on every core. Measured on a 2-core machine,
-that single thread is the whole training-step gap between the two (the convolutions cost the
-same), and most of it sits in two places:
+the convolutions cost the same in both frameworks and the training-step gap came from those
+single-threaded kernels, chiefly bilinear resizing (now matrix products, see
+:func:`jmedbench_jittor.layers.resize_bilinear`) and, here:
 
 - BatchNorm in training mode: per-channel statistics, normalisation and their backward pass;
 - the Adam update: seven reads and writes of every weight, each parameter its own kernel.

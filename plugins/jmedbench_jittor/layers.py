@@ -119,8 +119,9 @@ def bilinear_matrix(n_in: int, n_out: int) -> np.ndarray:
 def resize_bilinear(x: jt.Var, size) -> jt.Var:
     """Bilinear, align_corners=False (torch's F.interpolate convention), as two matrix
     products, rows then columns. Jittor's own ``nn.interpolate`` computes source indices per
-    element in one single-threaded kernel (forward and backward): 3-5x slower than torch on
-    CPU, where these products run in oneDNN's multi-threaded GEMM (benchmarks/bench_jittor.py)."""
+    element in one single-threaded kernel (forward and backward), 3-6x slower than torch on
+    CPU; these products run in oneDNN's multi-threaded GEMM
+    (``benchmarks/bench_jittor_layers.py``)."""
     n, c, h, w = (int(s) for s in x.shape)
     out_h, out_w = (int(s) for s in size)
     if (h, w) == (out_h, out_w):
