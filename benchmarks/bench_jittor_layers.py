@@ -1,9 +1,9 @@
 """The three places where the Jittor backend replaces Jittor's own implementation (see
 docs/jittor.md, "Where the gap was"), timed layer by layer against torch and against Jittor's
 own version, in one run: bilinear x2 resize and training-mode BatchNorm (forward + backward)
-at the feature-map sizes of a width-64 UNet at 128x128, batch 4, and one Adam step of 24M
-weights (with the gradients of sum(w^2), cheap, in both frameworks). Prints a table of milliseconds (median of --repeats after 2 warm-up) and the ratios to
-torch. Needs the jittor environment:
+at the feature-map sizes of a width-64 UNet at 128x128, batch 4, and one Adam step over 19M
+weights (gradients of sum(w^2), cheap, in both frameworks). Prints a table of milliseconds
+(median of --repeats after 2 warm-up) and the ratios to torch. Needs the jittor environment:
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_jittor_layers.py [--repeats 9]
 """
