@@ -11,24 +11,15 @@ weights (gradients of sum(w^2), cheap, in both frameworks). Prints a table of mi
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 
+from jmedbench.profiling import median_ms
 
-def median_ms(run, repeats: int) -> float:
-    for _ in range(2):
-        run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000.0
+WARMUP = 2
 
 
-def resize_cases(jt, torch, repeats):
+def resize_cases(jt, torch, timed):
     import torch.nn.functional as F
     from jittor import nn
 
@@ -51,12 +42,11 @@ def resize_cases(jt, torch, repeats):
 
         own = jittor_run(lambda v: nn.interpolate(v, size=out, mode="bilinear",
                                                   align_corners=False))
-        yield (f"resize x2 {channels}ch {size}->{2 * size}", median_ms(torch_run, repeats),
-               median_ms(own, repeats), median_ms(jittor_run(lambda v: resize_bilinear(v, out)),
-                                                  repeats))
+        yield (f"resize x2 {channels}ch {size}->{2 * size}", timed(torch_run),
+               timed(own), timed(jittor_run(lambda v: resize_bilinear(v, out))))
 
 
-def batch_norm_cases(jt, torch, repeats):
+def batch_norm_cases(jt, torch, timed):
     from jittor import nn
 
     from jmedbench_jittor.layers import BatchNorm2d
@@ -79,12 +69,12 @@ def batch_norm_cases(jt, torch, repeats):
                 jt.sync([y] + jt.grad(y.sum(), [jx, layer.weight, layer.bias]))
             return run
 
-        yield (f"batch norm {channels}ch {size}x{size}", median_ms(torch_run, repeats),
-               median_ms(jittor_run(nn.BatchNorm2d(channels)), repeats),
-               median_ms(jittor_run(BatchNorm2d(channels)), repeats))
+        yield (f"batch norm {channels}ch {size}x{size}", timed(torch_run),
+               timed(jittor_run(nn.BatchNorm2d(channels))),
+               timed(jittor_run(BatchNorm2d(channels))))
 
 
-def adam_case(jt, torch, repeats):
+def adam_case(jt, torch, timed):
     from jmedbench_jittor.kernels import Adam
 
     shapes = [(512, 512, 3, 3)] * 6 + [(256, 256, 3, 3)] * 4 + [(1024, 256, 3, 3)] + [(64,)] * 30
@@ -108,9 +98,9 @@ def adam_case(jt, torch, repeats):
         return run
 
     millions = sum(a.size for a in arrays) / 1e6
-    yield (f"adam step {millions:.0f}M weights", median_ms(torch_run, repeats),
-           median_ms(jittor_run(lambda p: jt.optim.Adam(p, lr=1e-4)), repeats),
-           median_ms(jittor_run(lambda p: Adam(p, lr=1e-4)), repeats))
+    yield (f"adam step {millions:.0f}M weights", timed(torch_run),
+           timed(jittor_run(lambda p: jt.optim.Adam(p, lr=1e-4))),
+           timed(jittor_run(lambda p: Adam(p, lr=1e-4))))
 
 
 def main() -> int:
@@ -123,11 +113,15 @@ def main() -> int:
     from jmedbench_jittor.runtime import import_jittor
 
     jt = import_jittor()
+
+    def timed(run) -> float:
+        return median_ms(run, args.repeats, WARMUP)
+
     print("| layer (forward + backward) | torch ms | jittor's own ms | jmedbench's ms "
           "| own / torch | jmedbench / torch |")
     print("|---|---|---|---|---|---|")
     for cases in (resize_cases, batch_norm_cases, adam_case):
-        for name, torch_ms, own_ms, ours_ms in cases(jt, torch, args.repeats):
+        for name, torch_ms, own_ms, ours_ms in cases(jt, torch, timed):
             print(f"| {name} | {torch_ms:.2f} | {own_ms:.2f} | {ours_ms:.2f} "
                   f"| {own_ms / torch_ms:.2f} | {ours_ms / torch_ms:.2f} |", flush=True)
     return 0

@@ -82,7 +82,8 @@ def select_models(registry: Registry, pattern: str, backend: str = "torch") -> l
     return [registry.model(pattern, backend)]  # UnknownNameError says "did you mean"
 
 
-def _median_ms(func, repeats: int, warmup: int) -> float:
+def median_ms(func, repeats: int, warmup: int) -> float:
+    """Median wall time of ``func()`` in milliseconds over ``repeats`` calls after ``warmup``."""
     for _ in range(warmup):
         func()
     times = []
@@ -181,7 +182,7 @@ def profile_model(registry: Registry, name: str, *, size: int = DEFAULT_SIZE,
         def forward() -> None:
             model(one)
 
-        forward_ms = _median_ms(forward, repeats, warmup)
+        forward_ms = median_ms(forward, repeats, warmup)
 
     model.train()
     optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-4)
@@ -192,7 +193,7 @@ def profile_model(registry: Registry, name: str, *, size: int = DEFAULT_SIZE,
         loss.backward()
         optimiser.step()
 
-    step_ms = _median_ms(train_step, repeats, warmup)
+    step_ms = median_ms(train_step, repeats, warmup)
     peak = peak_step_memory(train_step) if memory else None
     model.eval()
     return {
