@@ -8,7 +8,7 @@ single-threaded kernels, chiefly bilinear resizing (now matrix products, see
 :func:`jmedbench_jittor.layers.resize_bilinear`) and, here:
 
 - BatchNorm in training mode: per-channel statistics, normalisation and their backward pass;
-- the Adam update: seven reads and writes of every weight, each parameter its own kernel.
+- the Adam update: four reads and three writes of every weight, every step.
 
 Both are written here as OpenMP loops through ``jt.code`` (Jittor compiles its kernels with
 ``-fopenmp``), with the formulas of their torch counterparts. The kernels are compiled once
@@ -25,8 +25,8 @@ from jmedbench_jittor.runtime import import_jittor
 jt = import_jittor()
 
 # One channel per loop iteration: its statistics over the N planes of x, then (the planes
-# still in cache) its normalised output. Accumulates in double: float sums of 10^5 values
-# lose digits that eval-mode parity (1e-4) would see through the running statistics.
+# still in cache) its normalised output. Sums in double: a channel holds 10^4-10^5 values,
+# and E[x^2] - E[x]^2 in float would cancel digits away.
 _BN_FORWARD = r"""
 const int64_t N = in0_shape0, C = in0_shape1, HW = in0_shape2 * in0_shape3;
 const float* X = in0_p; const float* W = in1_p; const float* B = in2_p;
