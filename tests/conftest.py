@@ -19,6 +19,12 @@ needs_jittor = pytest.mark.skipif(
                            "these run in the jittor environment, see .ci/jittor.sh")
 
 
+def jittor_module():
+    """Jittor imported as the backend imports it (CPU only, oneDNN laid out first)."""
+    from jmedbench_jittor.runtime import import_jittor
+    return import_jittor()
+
+
 @pytest.fixture(autouse=True)
 def isolated_store(tmp_path, monkeypatch):
     """No test writes to the user's store."""

@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import HAS_JITTOR, needs_jittor
+from conftest import HAS_JITTOR, jittor_module, needs_jittor
 
 needs_no_jittor = pytest.mark.skipif(HAS_JITTOR, reason="checks the behaviour without jittor")
 
@@ -78,11 +78,6 @@ def test_without_system_onednn_nothing_is_laid_out(tmp_path, monkeypatch):
 
 
 # -- with Jittor ------------------------------------------------------------------------------
-def _jittor():
-    """Jittor imported as the backend imports it (CPU only, oneDNN laid out first)."""
-    from jmedbench_jittor.runtime import import_jittor
-    return import_jittor()
-
 
 def _torch_and_jittor(name: str, seed: int = 0):
     """The torch zoo model and its Jittor twin, built with the same options."""
@@ -128,7 +123,7 @@ def _logits_torch(model, x: np.ndarray) -> np.ndarray:
 
 
 def _logits_jittor(model, x: np.ndarray) -> np.ndarray:
-    jt = _jittor()
+    jt = jittor_module()
 
     model.eval()
     with jt.no_grad():
@@ -211,7 +206,7 @@ def test_loss_and_one_training_step_match_torch():
     gradients that differ by float rounding near zero move weights by up to the learning rate.)"""
     import torch
 
-    jt = _jittor()
+    jt = jittor_module()
     from jmedbench.engine.train import dice_ce_loss as torch_loss
     from jmedbench_jittor.backend import dice_ce_loss, trainable
     from jmedbench_jittor.parity import load_torch_state

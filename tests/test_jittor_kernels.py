@@ -7,14 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import needs_jittor
+from conftest import jittor_module, needs_jittor
 
 pytestmark = needs_jittor
 
-
-def _jittor():
-    from jmedbench_jittor.runtime import import_jittor
-    return import_jittor()
 
 
 def test_bilinear_matrix_known_answers():
@@ -35,7 +31,7 @@ def test_resize_bilinear_matches_torch_forward_and_backward(shape, size):
     import torch
     import torch.nn.functional as F
 
-    jt = _jittor()
+    jt = jittor_module()
     from jmedbench_jittor.layers import resize_bilinear
 
     rng = np.random.default_rng(0)
@@ -59,7 +55,7 @@ def test_batch_norm_trains_as_torch_does(eps):
     (torch keeps the unbiased variance), then eval mode on those statistics."""
     import torch
 
-    jt = _jittor()
+    jt = jittor_module()
     from jmedbench_jittor.layers import BatchNorm2d
 
     rng = np.random.default_rng(1)
@@ -101,7 +97,7 @@ def test_batch_norm_trains_as_torch_does(eps):
 def test_adam_follows_torch_adam_with_weight_decay():
     import torch
 
-    jt = _jittor()
+    jt = jittor_module()
     from jmedbench_jittor.kernels import Adam
 
     rng = np.random.default_rng(2)
@@ -123,7 +119,7 @@ def test_adam_follows_torch_adam_with_weight_decay():
 
 
 def test_adam_step_from_a_loss_decreases_it():
-    jt = _jittor()
+    jt = jittor_module()
     from jmedbench_jittor.kernels import Adam
 
     weight = jt.array(np.array([3.0, -2.0], np.float32))
@@ -142,7 +138,7 @@ def test_adam_steps_keep_no_graph_alive():
     """Each step's new weights must not hold on to the graph that computed them: the number of
     live Jittor variables stays flat over steps (it grew by the graph's size per step when the
     update ran with gradients on, until a bench ran out of memory)."""
-    jt = _jittor()
+    jt = jittor_module()
     from jittor import nn
 
     from jmedbench_jittor.kernels import Adam

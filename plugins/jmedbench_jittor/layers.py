@@ -16,6 +16,8 @@ from jmedbench_jittor.runtime import import_jittor
 jt = import_jittor()  # sets CPU-only / oneDNN before Jittor's first import
 from jittor import nn  # noqa: E402
 
+from jmedbench_jittor.kernels import BatchNormTrain  # noqa: E402
+
 
 class BatchNorm2d(nn.BatchNorm):
     """torch.nn.BatchNorm2d: Jittor's parameters and statistics (same names), with training
@@ -25,8 +27,6 @@ class BatchNorm2d(nn.BatchNorm):
     def execute(self, x: jt.Var) -> jt.Var:
         if not self.is_train or x.ndim != 4 or str(x.dtype) != "float32":
             return super().execute(x)
-        from jmedbench_jittor.kernels import BatchNormTrain
-
         y, mean, var = BatchNormTrain()(x, self.weight, self.bias, float(self.eps))
         count = x.numel() // x.shape[1]
         unbiased = var * (count / max(count - 1, 1))
@@ -116,6 +116,12 @@ def bilinear_matrix(n_in: int, n_out: int) -> np.ndarray:
     return matrix
 
 
+@lru_cache(maxsize=64)
+def _bilinear_right_factor(n_in: int, n_out: int) -> np.ndarray:
+    """``bilinear_matrix`` transposed, contiguous: the right-hand factor of the products."""
+    return np.ascontiguousarray(bilinear_matrix(n_in, n_out).T)
+
+
 def resize_bilinear(x: jt.Var, size) -> jt.Var:
     """Bilinear, align_corners=False (torch's F.interpolate convention), as two matrix
     products, rows then columns. Jittor's own ``nn.interpolate`` computes source indices per
@@ -128,11 +134,11 @@ def resize_bilinear(x: jt.Var, size) -> jt.Var:
         return x
     y = x
     if out_h != h:  # (n*c*w, h) @ (h, out_h), then back to (n, c, out_h, w)
-        rows = jt.array(bilinear_matrix(h, out_h).T.copy())
+        rows = jt.array(_bilinear_right_factor(h, out_h))
         y = y.reshape(n * c, h, w).transpose(0, 2, 1).reshape(n * c * w, h)
         y = nn.matmul(y, rows).reshape(n * c, w, out_h).transpose(0, 2, 1)
     if out_w != w:  # (n*c*out_h, w) @ (w, out_w)
-        cols = jt.array(bilinear_matrix(w, out_w).T.copy())
+        cols = jt.array(_bilinear_right_factor(w, out_w))
         y = nn.matmul(y.reshape(n * c * out_h, w), cols)
     return y.reshape(n, c, out_h, out_w)
 
