@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
 import importlib.metadata as md
+import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -196,9 +198,6 @@ def specs_in_package(package: str, attribute: str) -> list[Any]:
     """For plugin packages with one module per family: the specs that every module of
     ``package`` (those not starting with '_', in name order) lists in ``attribute``, so that a
     new family is one new file."""
-    import importlib
-    import pkgutil
-
     specs: list[Any] = []
     for info in sorted(pkgutil.iter_modules(importlib.import_module(package).__path__),
                        key=lambda m: m.name):

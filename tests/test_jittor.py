@@ -8,6 +8,7 @@ plugin stays out of the way when Jittor is missing.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
 import numpy as np
@@ -22,9 +23,18 @@ TOLERANCE = 1e-4  # max abs difference of eval-mode logits
 
 
 # -- without Jittor (the main environment) ----------------------------------------------------
-def test_plugin_loads_without_importing_jittor(registry):
-    assert "jittor" in registry.names("backends")
-    assert "jittor" not in sys.modules  # listing and lookups never compile Jittor
+def test_plugin_loads_without_importing_jittor():
+    # A fresh interpreter: in this one, an earlier test may have imported Jittor already.
+    probe = ("import sys\n"
+             "from jmedbench.registry import get_registry\n"
+             "registry = get_registry()\n"
+             "registry.names('models')\n"
+             "print('jittor' in registry.names('backends'), 'jittor' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    # registered, and listing never compiles Jittor
+    assert out.stdout.split() == ["True", "False"]
 
 
 @needs_no_jittor

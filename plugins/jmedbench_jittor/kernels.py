@@ -40,7 +40,7 @@ for (int64_t c = 0; c < C; c++) {
         for (int64_t i = 0; i < HW; i++) { double v = x[i]; sum += v; sum_sq += v * v; }
     }
     const double mean = sum / (N * HW);
-    const double var = sum_sq / (N * HW) - mean * mean > 0 ? sum_sq / (N * HW) - mean * mean : 0;
+    const double var = fmax(sum_sq / (N * HW) - mean * mean, 0.0);
     const float scale = W[c] / sqrt(var + eps), shift = B[c] - mean * scale;
     for (int64_t n = 0; n < N; n++) {
         const float* x = X + (n * C + c) * HW;

@@ -97,7 +97,6 @@ def _window_max(x: jt.Var, k: int, return_indices: bool):
     return value, rows * w + cols
 
 
-@lru_cache(maxsize=64)
 def bilinear_matrix(n_in: int, n_out: int) -> np.ndarray:
     """The (n_out, n_in) matrix of 1-D linear resampling as torch's ``F.interpolate(...,
     mode="bilinear", align_corners=False)`` computes it, in float32 as torch does: source
@@ -118,7 +117,8 @@ def bilinear_matrix(n_in: int, n_out: int) -> np.ndarray:
 
 @lru_cache(maxsize=64)
 def _bilinear_right_factor(n_in: int, n_out: int) -> np.ndarray:
-    """``bilinear_matrix`` transposed, contiguous: the right-hand factor of the products."""
+    """``bilinear_matrix`` transposed, contiguous: the right-hand factor of the products
+    (cached here only, so no caller can change a cached matrix through what it was given)."""
     return np.ascontiguousarray(bilinear_matrix(n_in, n_out).T)
 
 
