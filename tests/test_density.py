@@ -13,6 +13,7 @@ from scipy import stats
 from jmedbench.density import (EmptyMaskError, bmd_from_mask, bmd_from_values, fit_johnson_su,
                                johnson_su_mode)
 from jmedbench.density.bmd import mode_standard_error, secondary_peak
+from jmedbench.density.johnsonsu import FitInputError
 from jmedbench.errors import UserError
 
 FIGURE6 = (-1.89, 2.85, 1061.43, 143.84)  # the paper's Figure 6 fit, stored values
@@ -117,19 +118,59 @@ def test_lognormal_boundary_sample_is_still_fitted():
     assert ours.loglik >= -stats.johnsonsu.nnlf(theirs, x) - 1e-3
 
 
-def test_lighter_tails_than_johnson_su_are_reported_not_hidden():
-    x = np.random.default_rng(0).uniform(0, 100, 20_000)
+def test_symmetric_lighter_tails_give_the_normal_limit_whose_mode_is_the_mean():
+    """Every integer 0-100 fifty times: symmetric, lighter-tailed than any Johnson-Su. The
+    likelihood rises all the way to the family's normal limit; the fit is that limit."""
+    x = np.repeat(np.arange(101.0), 50)
     fit = fit_johnson_su(x)
-    assert not fit.converged
-    assert "normal limit" in fit.message
+    assert fit.limit == "normal" and fit.converged and "normal limit" in fit.message
+    assert fit.mode == pytest.approx(50.0, abs=1e-6)
+    normal_loglik = stats.norm.logpdf(x, x.mean(), x.std()).sum()
+    assert fit.loglik == pytest.approx(normal_loglik, abs=1e-3)
+    result = bmd_from_values(x)
+    assert result.bmd == pytest.approx(50.0, abs=1e-6)
+    assert any("normal limit" in note for note in result.notes)
+    assert not any("converge" in w for w in result.warnings)
+    assert result.mode_se == pytest.approx(x.std() / math.sqrt(x.size), rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_uniform_sample_ends_on_a_boundary_at_least_as_likely_as_the_normal(seed):
+    """A uniform sample has no interior optimum: the fit is the normal limit, or the lognormal
+    edge where a slight skew of the sample makes that more likely; never a crash."""
+    x = np.random.default_rng(seed).uniform(0, 100, 20_000)
+    fit = fit_johnson_su(x)
+    assert fit.limit in ("normal", "lognormal")
+    # (the fit's normal limit uses the values rounded to its grid: a few 1e-5 nats lower)
+    assert fit.loglik >= stats.norm.logpdf(x, x.mean(), x.std()).sum() - 1e-3
+    assert abs(fit.mode - x.mean()) < 5.0
+
+
+def test_near_normal_small_sample_that_overflowed_is_fitted():
+    """b = 6.3, n = 468: the Newton search once walked scale to exp(68881) here."""
+    x = jsu_sample(468, -0.76, 6.32, 150.0, 65.9, seed=247)
+    fit = fit_johnson_su(x)
+    assert math.isfinite(fit.mode) and math.isfinite(fit.loglik)
+    assert fit.loglik >= stats.norm.logpdf(x, x.mean(), x.std()).sum() - 1e-6
 
 
 @pytest.mark.parametrize("values,match", [([1.0, 2.0, 3.0], "at least 5"),
                                           ([1.0, 2.0, np.nan, 4.0, 5.0, 6.0], "NaN"),
+                                          ([1.0, np.inf, 2.0, 2.0, 3.0, 1.0], "NaN/inf"),
                                           ([1.0, 1.0, 2.0, 2.0, 2.0, 1.0], "distinct")])
 def test_fit_rejects_degenerate_input(values, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(FitInputError, match=match) as raised:
         fit_johnson_su(np.array(values))
+    assert isinstance(raised.value, UserError) and isinstance(raised.value, ValueError)
+
+
+@pytest.mark.parametrize("values,match", [([], "only 0 pixels"), ([150.0] * 50, "same value"),
+                                          ([100.0, 200.0] * 50, "3 distinct"),
+                                          ([100.0, np.nan, 120.0, 130.0, 140.0, 150.0],
+                                           "NaN/inf")])
+def test_bmd_of_unfittable_values_is_a_user_error(values, match):
+    with pytest.raises(UserError, match=match):
+        bmd_from_values(np.array(values))
 
 
 # -- BMD from a mask and its diagnostics --------------------------------------------------------
@@ -259,3 +300,19 @@ def test_density_command_bad_input_exits_2_with_one_line(tmp_path, capsys):
     assert main(["density", str(ct), "--mask", str(bad_mask)]) == 2
     err = capsys.readouterr().err
     assert "does not match" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("label,expected,says", [(1, 1, True), (2, 2, False)])
+def test_density_command_measures_label_1_of_a_binary_mask(tmp_path, capsys, label, expected,
+                                                           says):
+    """A binary mask (labels 0 and 1, what most tools write) is measured without --label and
+    the command says so; a jmedbench label map keeps the cancellous label 2."""
+    from jmedbench.cli import main
+
+    ct, mask, inner = _write_case(tmp_path, label=label)
+    assert main(["density", str(ct), "--mask", str(mask), "--json"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["label"] == expected and out["n_pixels"] == inner.size
+    assert out["bmd_hu"] == pytest.approx(fit_johnson_su(inner).mode, abs=1e-6)
+    assert ("binary mask (labels 0 and 1): measuring label 1" in captured.err) is says

@@ -11,7 +11,7 @@ from rich import box
 from rich.table import Table
 
 from jmedbench.cli.common import add_json_option, console, err_console, fmt, print_json
-from jmedbench.density.bmd import STORED_VALUE_OFFSET, bmd_from_mask
+from jmedbench.density.bmd import STORED_VALUE_OFFSET, bmd_from_mask, default_mask_label
 from jmedbench.density.cohort import (CohortResult, cohort_from_masks, cohort_statistics,
                                       read_cohort_csv)
 from jmedbench.errors import UserError
@@ -26,8 +26,9 @@ def register(sub) -> None:
                                                   "directory")
     p.add_argument("--mask", required=True, metavar="MASK",
                    help="NIfTI label map on the image's voxel grid")
-    p.add_argument("--label", type=int, default=2,
-                   help="label value of the cancellous bone in MASK (default 2)")
+    p.add_argument("--label", type=int, default=None,
+                   help="label value of the cancellous bone in MASK (default: 1 in a binary "
+                        "mask of labels 0 and 1, else 2, jmedbench's cancellous label)")
     p.add_argument("--stored-values", action="store_true",
                    help="report BMD as stored values HU + 1024 (the paper's unit)")
     p.add_argument("--plot", metavar="OUT.png", help="write the histogram, fitted pdf and mode")
@@ -61,11 +62,17 @@ def register(sub) -> None:
 
 # -- density -----------------------------------------------------------------------------------
 
+
 def cmd_density(args) -> int:
     from jmedbench.volumes import read_nifti_labels, read_volume
 
     volume = read_volume(args.image)
     labels = read_nifti_labels(args.mask, volume)
+    if args.label is None:
+        args.label = default_mask_label(labels)
+        if args.label == 1:
+            err_console.print(f"{args.mask} is a binary mask (labels 0 and 1): measuring label "
+                              f"1 (give --label to choose)", highlight=False)
     try:
         result = bmd_from_mask(volume.hu, labels, label=args.label,
                                stored_values=args.stored_values)
@@ -76,6 +83,8 @@ def cmd_density(args) -> int:
         plot_density(result, args.plot, title=f"{volume.source.name}, label {args.label}")
     for warning in result.warnings:
         err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    for note in result.notes:
+        err_console.print(f"[cyan]note:[/cyan] {note}", highlight=False)
     if args.json:
         print_json({"image": str(args.image), "mask": str(args.mask), "label": args.label,
                     "spacing_mm": list(volume.spacing), **result.to_dict(),
@@ -92,7 +101,8 @@ def cmd_density(args) -> int:
     table.add_row("a, b", f"{fit.a:.4f}, {fit.b:.4f}")
     table.add_row("loc, scale", f"{fit.loc + result.bmd - result.bmd_hu:.2f}, {fit.scale:.2f}")
     table.add_row("log-likelihood", f"{fit.loglik:.2f}")
-    table.add_row("converged", f"{fit.converged} ({fit.iterations} Newton steps)")
+    table.add_row("converged", f"{fit.converged} ({fit.iterations} Newton steps)"
+                  + (f", {fit.limit} limit" if fit.limit else ""))
     table.add_row("status", "ok" if result.ok else f"{len(result.warnings)} warning(s)")
     console.print(table)
     if args.plot:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from jmedbench.density.johnsonsu import JohnsonSuFit, fit_johnson_su
+from jmedbench.density.johnsonsu import FitInputError, JohnsonSuFit, fit_johnson_su
 from jmedbench.errors import UserError
 
 STORED_VALUE_OFFSET = 1024.0
@@ -72,7 +72,9 @@ DEFAULT_CHECKS = BmdChecks()
 @dataclass
 class BmdResult:
     """BMD of one mask. ``bmd`` is in ``unit`` (HU, or stored values HU + 1024); ``bmd_hu``
-    always in HU. ``warnings`` are sentences with their numbers; ``diagnostics`` the numbers."""
+    always in HU. ``warnings`` are doubts about the number, as sentences with their numbers;
+    ``notes`` facts a reader should know that do not make it doubtful (the fit is the family's
+    normal limit: the BMD is then the mean); ``diagnostics`` the numbers."""
 
     bmd: float
     bmd_hu: float
@@ -82,6 +84,7 @@ class BmdResult:
     fit: JohnsonSuFit
     warnings: list[str] = field(default_factory=list)
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -93,7 +96,15 @@ class BmdResult:
         fit["loc_in_unit"] = fit["loc"] + offset
         return {"bmd": self.bmd, "bmd_hu": self.bmd_hu, "unit": self.unit,
                 "mode_se": self.mode_se, "n_pixels": self.n_pixels, "fit": fit,
-                "warnings": list(self.warnings), "diagnostics": dict(self.diagnostics)}
+                "warnings": list(self.warnings), "notes": list(self.notes),
+                "diagnostics": dict(self.diagnostics)}
+
+
+def default_mask_label(mask: np.ndarray) -> int:
+    """The label to measure when none is given: 1 in a binary mask (labels 0 and 1 only, what
+    most tools write), else jmedbench's cancellous label."""
+    present = set(np.unique(np.asarray(mask)).tolist())
+    return 1 if present <= {0, 1} and 1 in present else CANCELLOUS_LABEL
 
 
 def masked_values(image: np.ndarray, mask: np.ndarray, label: int = CANCELLOUS_LABEL,
@@ -135,26 +146,39 @@ def bmd_from_mask(image: np.ndarray, mask: np.ndarray, label: int = CANCELLOUS_L
 def bmd_from_values(values: np.ndarray, stored_values: bool = False,
                     checks: BmdChecks = DEFAULT_CHECKS,
                     bin_width: float | str | None = "auto") -> BmdResult:
-    """BMD from pooled HU values (see :func:`bmd_from_mask`)."""
+    """BMD from pooled HU values (see :func:`bmd_from_mask`). Raises :class:`UserError` for
+    values nothing can be fitted to (fewer than 5, all equal, fewer than 3 distinct, NaN/inf)
+    and nothing else."""
     values = np.asarray(values, dtype=np.float64).ravel()
     n = values.size
     if n < 5:
         raise UserError(f"only {n} pixels in the mask: at least 5 are needed to fit a "
                         f"Johnson-Su distribution (and {checks.min_pixels} for a stable one)")
+    if not np.all(np.isfinite(values)):
+        raise UserError(f"{int((~np.isfinite(values)).sum())} of the {n} pixel values are "
+                        f"NaN/inf")
     if np.ptp(values) == 0:
         raise UserError(f"all {n} pixels in the mask have the same value {values[0]:g}: no "
                         f"distribution to fit")
     try:
         fit = fit_johnson_su(values, bin_width=bin_width)
-    except ValueError as exc:  # degenerate values (e.g. only two distinct ones)
+    except FitInputError as exc:  # degenerate values (e.g. only two distinct ones)
         raise UserError(f"cannot fit the {n} pixel values: {exc}") from None
     mode = fit.mode
     se = mode_standard_error(fit)
     warnings, diagnostics = diagnose(values, fit, mode, se, checks)
+    notes = []
+    if fit.limit == "normal":
+        notes.append(f"normal limit: the {n} values have lighter tails than any Johnson-Su, so "
+                     f"the maximum-likelihood fit is the family's normal limit and the BMD is "
+                     f"the values' mean {mode:.1f} HU")
+    elif fit.limit == "lognormal":
+        notes.append("lognormal edge: the likelihood rises towards the lognormal limit of the "
+                     "family; the fit stops at the smallest scale searched (10^-4 IQR)")
     offset = STORED_VALUE_OFFSET if stored_values else 0.0
     unit = "stored value (HU+1024)" if stored_values else "HU"
     return BmdResult(bmd=mode + offset, bmd_hu=mode, unit=unit, mode_se=se, n_pixels=n,
-                     fit=fit, warnings=warnings, diagnostics=diagnostics)
+                     fit=fit, warnings=warnings, diagnostics=diagnostics, notes=notes)
 
 
 # -- precision of the mode ---------------------------------------------------------------------
@@ -181,8 +205,10 @@ def mode_standard_error(fit: JohnsonSuFit) -> float:
     observed information of (a, b, loc, log scale), the Hessian taken by central differences of
     the analytic gradient. It assumes the pixels are independent draws of a Johnson-Su (CT
     noise is spatially correlated, so it is a lower bound in practice). NaN if the information
-    matrix is not positive definite."""
+    matrix is not positive definite. At the normal limit the mode is the mean: SD / sqrt(n)."""
     x, c = fit.centres, fit.counts
+    if fit.limit == "normal":
+        return fit.scale / fit.b / math.sqrt(fit.n)
     p0 = np.array([fit.a, fit.b, fit.loc, math.log(fit.scale)])
     steps = 1e-5 * np.maximum(np.abs(p0), 1.0)
     steps[2] = 1e-5 * fit.scale

@@ -17,8 +17,17 @@ these back leaves the *profile* log-likelihood of two parameters (loc, eta = log
     l_p = -n eta - (n / 2) log v(w) - sum log(1 + u_i^2) / 2 - n (log(2 pi) + 1) / 2,
 
 v(w) the variance of the w_i. Its maximum is the full four-parameter maximum. We maximise it
-with Newton's method (analytic gradient and Hessian, backtracking line search) from the
-percentile estimate of Slifker & Shapiro (1980). All sums run over distinct values with their
+with Newton's method (analytic gradient and Hessian, a trust region and backtracking line
+search) from the percentile estimate of Slifker & Shapiro (1980), on standardised values
+(median 0, IQR 1) inside a box that keeps every step finite whatever the sample.
+
+The family's boundaries. As b -> inf and scale -> inf with scale / b fixed, Johnson-Su tends to
+the normal distribution; a sample with lighter tails than any Johnson-Su (a uniform one, or a
+small near-normal one by chance) has its likelihood rising all the way to that limit. The fit
+then returns the limit itself (``limit="normal"``: mean and SD of the values, mode = mean),
+represented by finite parameters a = 0, b = K, scale = K * SD with K = 10^4, whose density
+differs from the normal's by O(1/K^2). The other boundary (scale -> 0, the lognormal limit) is
+reported as not converged, with the best parameters inside the box. All sums run over distinct values with their
 counts (``np.bincount``): CT values are integers, so a 500k-pixel sample has a few thousand
 distinct values and the weighted sum *is* the sample log-likelihood, exactly. Non-integer data
 are rounded to a grid of ``bin_width`` (see :func:`fit_johnson_su`).
@@ -33,15 +42,39 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.stats import norm
 
+from jmedbench.errors import UserError
+
 LOG_2PI = math.log(2 * math.pi)
+
+
+class FitInputError(UserError, ValueError):
+    """Values no distribution can be fitted to: fewer than 5, fewer than 3 distinct, or NaN/inf.
+    The only error :func:`fit_johnson_su` raises (a ``UserError``, and a ``ValueError`` for
+    callers that catch that)."""
 
 # Slifker & Shapiro (1980) use the percentiles at +-z and +-3z; z = 0.524 puts them at about
 # the 5th, 30th, 70th and 95th percentiles, robust to a few stray values in the tails.
 SLIFKER_SHAPIRO_Z = 0.524
 # At most this many bins when rounding non-integer data; beyond it np.unique is used instead.
 MAX_BINS = 4_000_000
-# Newton runs from at most this many starting points (best first) until one converges.
+# Newton runs from at most this many starting points (best first) until one converges to an
+# interior optimum; samples with at most EXHAUSTIVE_DISTINCT distinct values (small or heavily
+# tied ones, whose likelihood has several local maxima, some on the box's lognormal edge) run
+# from all of them, which costs little there, and keep the highest likelihood.
 MAX_STARTS = 4
+EXHAUSTIVE_DISTINCT = 1000
+# The search box on standardised values (median 0, IQR 1): scale within 10^-4 to 10^4 IQRs
+# (beyond it the fit is at a boundary of the family for any practical purpose), loc within
+# 100 IQRs of the sample's range. exp() and every sum stay finite inside it.
+LOG_SCALE_BOUNDS = (math.log(1e-4), math.log(1e4))
+LOC_MARGIN = 100.0
+# Trust region: a Newton step first moves loc by at most one IQR and scale by at most a factor
+# e; the radius doubles (up to MAX_RADIUS) while capped steps are taken whole, so a likelihood
+# that rises towards a boundary of the box gets there in a few steps.
+MAX_STEP = 1.0
+MAX_RADIUS = 64.0
+# The normal limit as a Johnson-Su: a = 0, b = K, scale = K * SD (see the module docstring).
+NORMAL_LIMIT_B = 1e4
 
 
 def johnson_su_mode(a: float, b: float, loc: float, scale: float) -> float:
@@ -93,7 +126,10 @@ class JohnsonSuFit:
     """A maximum-likelihood Johnson-Su fit (scipy's parameters a, b, loc, scale).
 
     loglik: the sample log-likelihood sum(log f(x_i)) of the values as given (comparable with
-    ``-scipy.stats.johnsonsu.nnlf``). iterations: Newton steps taken. bin_width: the grid the
+    ``-scipy.stats.johnsonsu.nnlf``). iterations: Newton steps taken. limit: "normal" when the
+    likelihood rose to the family's normal limit and the fit *is* that limit (mean and SD of the
+    values; mode = mean), "lognormal" when it ended at the other boundary, None for an interior
+    maximum. bin_width: the grid the
     values were rounded to for the optimisation (1.0 on integer data: no rounding at all;
     None: distinct values used as they are). centres/counts: the distinct values and counts
     the likelihood was summed over (for diagnostics and plots).
@@ -110,6 +146,7 @@ class JohnsonSuFit:
     message: str
     bin_width: float | None = None
     distinct_values: int = 0
+    limit: str | None = None
     centres: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     counts: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
 
@@ -138,7 +175,7 @@ class JohnsonSuFit:
                 "mode": self.mode, "loglik": self.loglik, "n": self.n,
                 "converged": self.converged, "iterations": self.iterations,
                 "message": self.message, "bin_width": self.bin_width,
-                "distinct_values": self.distinct_values}
+                "distinct_values": self.distinct_values, "limit": self.limit}
 
 
 # -- data reduction ------------------------------------------------------------------------------
@@ -185,7 +222,18 @@ def weighted_values(values: np.ndarray, bin_width: float | str | None = "auto"
 # -- the profile likelihood and its derivatives -----------------------------------------------
 
 def _profile(theta: np.ndarray, x: np.ndarray, c: np.ndarray, n: float, order: int = 2):
-    """l_p(loc, eta) and, for order >= 1, its gradient and (order 2) Hessian."""
+    """l_p(loc, eta) and, for order >= 1, its gradient and (order 2) Hessian; (-inf, None,
+    None) wherever any of them is not finite (the caller then treats the point as infeasible)."""
+    with np.errstate(all="ignore"):
+        result = _profile_terms(theta, x, c, n, order)
+    value, grad, hess = result
+    if not math.isfinite(value) or (grad is not None and not np.all(np.isfinite(grad))) or (
+            hess is not None and not np.all(np.isfinite(hess))):
+        return -math.inf, None, None
+    return result
+
+
+def _profile_terms(theta: np.ndarray, x: np.ndarray, c: np.ndarray, n: float, order: int):
     loc, eta = theta
     s = math.exp(eta)
     u = (x - loc) / s
@@ -195,7 +243,7 @@ def _profile(theta: np.ndarray, x: np.ndarray, c: np.ndarray, n: float, order: i
     d = w - m
     v = (c @ (d * d)) / n
     if not (v > 0 and np.isfinite(v)):
-        return -np.inf, None, None
+        return -math.inf, None, None
     value = -n * eta - 0.5 * n * math.log(v) - 0.5 * (c @ np.log1p(uu)) - 0.5 * n * (LOG_2PI + 1)
     if order == 0:
         return value, None, None
@@ -274,54 +322,100 @@ def _weighted_quantiles(x: np.ndarray, c: np.ndarray):
 
 # -- the fit -----------------------------------------------------------------------------------
 
-def _starting_points(x: np.ndarray, c: np.ndarray, n: float, quantile, spread: float
+@dataclass
+class _Box:
+    """Bounds of (loc, eta) on standardised values."""
+
+    low: np.ndarray
+    high: np.ndarray
+
+    def clip(self, theta: np.ndarray) -> np.ndarray:
+        return np.minimum(np.maximum(theta, self.low), self.high)
+
+    def at_bound(self, theta: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        """The coordinates held at a bound: on it, with the gradient pushing outwards."""
+        return (((theta <= self.low) & (grad < 0)) | ((theta >= self.high) & (grad > 0)))
+
+
+@dataclass
+class _Ascent:
+    theta: np.ndarray
+    value: float
+    converged: bool
+    iterations: int
+    message: str
+    boundary: str | None = None  # "normal" / "lognormal": ended on that side of the box
+
+
+def _starting_points(x: np.ndarray, c: np.ndarray, n: float, quantile, box: _Box
                      ) -> list[np.ndarray]:
-    """(loc, log scale) starts, best profile likelihood first: the Slifker-Shapiro percentile
-    estimate (when the percentiles are of SU type) and a coarse grid over the quartile range
-    and a few scales (it rescues samples near the lognormal or normal boundary, where the
-    percentile estimate does not exist)."""
+    """(loc, log scale) starts on standardised values, best profile likelihood first: the
+    Slifker-Shapiro percentile estimate (when the percentiles are of SU type) and a coarse grid
+    over the quantiles and a few scales (it rescues samples near the lognormal or normal
+    boundary, where the percentile estimate does not exist)."""
     candidates = []
     start = slifker_shapiro_start(quantile)
     if start is not None:
-        candidates.append(np.array([start[2], math.log(start[3])]))
+        candidates.append(box.clip(np.array([start[2], math.log(start[3])])))
     for loc in quantile([0.1, 0.3, 0.5, 0.7, 0.9]):
         for factor in (0.25, 1.0, 4.0):
-            candidates.append(np.array([float(loc), math.log(factor * spread)]))
+            candidates.append(np.array([float(loc), math.log(factor)]))
     scored = [(_profile(t, x, c, n, order=0)[0], i) for i, t in enumerate(candidates)]
-    scored = [(v, i) for v, i in scored if np.isfinite(v)]
+    scored = [(v, i) for v, i in scored if math.isfinite(v)]
     scored.sort(key=lambda vi: (-vi[0], vi[1]))
     return [candidates[i] for _, i in scored]
 
 
-def _newton(theta: np.ndarray, x: np.ndarray, c: np.ndarray, n: float, spread: float,
-            max_iterations: int, tolerance: float
-            ) -> tuple[np.ndarray, float, bool, int, str]:
-    """Maximise the profile log-likelihood from ``theta``: (theta, value, converged,
-    iterations, message)."""
+def _newton_step(grad: np.ndarray, hess: np.ndarray, free: np.ndarray
+                 ) -> tuple[np.ndarray, float | None]:
+    """Newton's ascent direction in the free coordinates, and the Newton decrement (predicted
+    gain, nats) where the Hessian there is negative definite, else None. Where it is not, its
+    eigenvalues are replaced by their absolute values: a direction that gains and keeps Newton's
+    scaling."""
+    step = np.zeros(2)
+    g = grad[free]
+    eigvals, eigvecs = np.linalg.eigh(-hess[np.ix_(free, free)])
+    if eigvals[0] > 0:
+        step[free] = eigvecs @ ((eigvecs.T @ g) / eigvals)
+        return step, 0.5 * float(g @ step[free])
+    floor = 1e-8 * max(abs(eigvals[-1]), 1e-300)
+    step[free] = eigvecs @ ((eigvecs.T @ g) / np.maximum(np.abs(eigvals), floor))
+    return step, None
+
+
+def _newton(theta: np.ndarray, x: np.ndarray, c: np.ndarray, n: float, box: _Box,
+            max_iterations: int, tolerance: float) -> _Ascent:
+    """Maximise the profile log-likelihood from ``theta`` inside ``box`` (projected Newton: a
+    coordinate on a bound with the gradient pushing outwards is held there; steps are capped
+    at MAX_STEP and backtracked until they gain)."""
     value, grad, hess = _profile(theta, x, c, n)
-    eta_high = math.log(spread) + math.log(1e5)
-    eta_low = math.log(spread) - math.log(1e5)
+    if grad is None:
+        return _Ascent(theta, -math.inf, False, 0, "no finite likelihood at the start")
     converged, message, iterations = False, "iteration limit reached", 0
+    radius = MAX_STEP
     for iterations in range(1, max_iterations + 1):
-        # Newton on -l_p; where the Hessian is not negative definite its eigenvalues are
-        # replaced by their absolute values (a descent direction that keeps Newton's scaling).
-        eigvals, eigvecs = np.linalg.eigh(-hess)
-        if eigvals[0] > 0:
-            step = eigvecs @ ((eigvecs.T @ grad) / eigvals)
-            decrement = 0.5 * float(grad @ step)
-            if decrement < tolerance:
-                converged, message = True, "converged (Newton decrement below tolerance)"
-                iterations -= 1
-                break
-        else:
-            floor = 1e-8 * max(abs(eigvals[-1]), 1e-300)
-            step = eigvecs @ ((eigvecs.T @ grad) / np.maximum(np.abs(eigvals), floor))
-            decrement = None
+        free = ~box.at_bound(theta, grad)
+        if not free.any():
+            converged, message = True, "converged on a corner of the search box"
+            iterations -= 1
+            break
+        step, decrement = _newton_step(grad, hess, free)
+        if decrement is not None and decrement < tolerance:
+            converged, message = True, "converged (Newton decrement below tolerance)"
+            iterations -= 1
+            break
+        longest = float(np.max(np.abs(step)))
+        if not math.isfinite(longest) or longest == 0.0:
+            message = "stopped: no finite ascent direction"
+            break
+        capped = longest > radius
+        if capped:
+            step *= radius / longest
         t = 1.0  # backtracking: the first step length along the direction that gains
         for _ in range(60):
-            trial = theta + t * step
-            trial_value = _profile(trial, x, c, n, order=0)[0]
-            if np.isfinite(trial_value) and trial_value >= value:
+            trial = box.clip(theta + t * step)
+            trial_value, trial_grad, trial_hess = _profile(trial, x, c, n)
+            if trial_grad is not None and trial_value >= value:
                 break
             t *= 0.5
         else:
@@ -331,22 +425,26 @@ def _newton(theta: np.ndarray, x: np.ndarray, c: np.ndarray, n: float, spread: f
                        f"stopped: no ascent along the Newton direction (gradient "
                        f"{grad[0]:.3g}, {grad[1]:.3g})")
             break
-        theta = trial
-        value, grad, hess = _profile(theta, x, c, n)
-        if theta[1] > eta_high:
-            message = ("scale diverges: the values have lighter tails than any Johnson-Su "
-                       "(the fit tends to the normal limit)")
-            break
-        if theta[1] < eta_low:
-            message = ("scale collapses: the fit tends to the lognormal limit of the "
-                       "Johnson-Su family")
-            break
-    return theta, value, converged, iterations, message
+        radius = min(2.0 * radius, MAX_RADIUS) if capped and t == 1.0 else MAX_STEP
+        theta, value, grad, hess = trial, trial_value, trial_grad, trial_hess
+    boundary = None
+    if theta[1] >= box.high[1] and grad[1] > 0:
+        boundary = "normal"
+    elif theta[1] <= box.low[1] and grad[1] < 0:
+        boundary = "lognormal"
+    return _Ascent(theta, value, converged, iterations, message, boundary)
+
+
+def _normal_limit(x: np.ndarray, c: np.ndarray, n: float) -> tuple[float, float, float]:
+    """(mean, SD with divisor n, log-likelihood) of the normal fit to the weighted values."""
+    mean = float(c @ x) / n
+    var = float(c @ ((x - mean) ** 2)) / n
+    return mean, math.sqrt(var), -0.5 * n * (LOG_2PI + math.log(var) + 1.0)
 
 
 def fit_johnson_su(values: np.ndarray, *, bin_width: float | str | None = "auto",
                    max_iterations: int = 100, tolerance: float = 1e-9) -> JohnsonSuFit:
-    """Maximum-likelihood Johnson-Su fit of ``values`` (any shape; NaN not allowed).
+    """Maximum-likelihood Johnson-Su fit of ``values`` (any shape).
 
     The likelihood is summed over distinct values with their counts. For integer data (CT
     values; ``bin_width="auto"``) this is exactly the sample log-likelihood that
@@ -359,47 +457,65 @@ def fit_johnson_su(values: np.ndarray, *, bin_width: float | str | None = "auto"
     given. ``bin_width=None`` optimises on the exact values (slower for continuous data).
 
     Converged means the Newton decrement g' H^-1 g / 2 (the predicted remaining gain in
-    log-likelihood) fell below ``tolerance`` nats with a negative definite Hessian. A sample
-    with lighter tails than any Johnson-Su (e.g. uniform) drives scale to infinity (the normal
-    limit); that is reported as not converged, with the best parameters reached.
+    log-likelihood) fell below ``tolerance`` nats with a negative definite Hessian. Where the
+    likelihood rises to the normal limit of the family (lighter tails than any Johnson-Su),
+    the result is that limit: ``limit="normal"``, converged, mode = mean (see the module
+    docstring). Raises :class:`FitInputError` (fewer than 5 values, fewer than 3 distinct
+    ones, NaN/inf) and nothing else, whatever the sample.
     """
     x_all = np.asarray(values, dtype=np.float64)
     if x_all.size < 5:
-        raise ValueError(f"need at least 5 values to fit a Johnson-Su distribution "
-                         f"(got {x_all.size})")
+        raise FitInputError(f"need at least 5 values to fit a Johnson-Su distribution "
+                            f"(got {x_all.size})")
     if not np.all(np.isfinite(x_all)):
-        raise ValueError(f"values contain {int((~np.isfinite(x_all)).sum())} NaN/inf")
+        raise FitInputError(f"values contain {int((~np.isfinite(x_all)).sum())} NaN/inf")
     x, c, width, exact_bins = weighted_values(x_all, bin_width)
     n = float(c.sum())
     if len(x) < 3:
-        raise ValueError(f"need at least 3 distinct values to fit a Johnson-Su distribution "
-                         f"(got {len(x)}: {x.tolist()})")
+        raise FitInputError(f"need at least 3 distinct values to fit a Johnson-Su "
+                            f"distribution (got {len(x)}: {x.tolist()})")
+    # Standardise (median 0, IQR 1; range or SD where most values tie) so that the search box
+    # and the step cap mean the same for every sample.
     quantile = _weighted_quantiles(x, c)
-    q25, q75 = quantile([0.25, 0.75])
-    spread = float(q75 - q25) or float(x[-1] - x[0])
-    starts = _starting_points(x, c, n, quantile, spread)
-    if not starts:
-        raise ValueError("no starting point with a finite likelihood (values too extreme?)")
-    # Newton from the best start; should it end at a boundary of the family (scale -> 0 is the
-    # lognormal limit, scale -> inf the normal one) or stall, try the next-best starts and keep
-    # the best converged interior optimum.
-    best = None
+    q25, centre, q75 = (float(v) for v in quantile([0.25, 0.5, 0.75]))
+    spread = (q75 - q25) or (float(x[-1] - x[0]) / 4.0)
+    y = (x - centre) / spread
+    box = _Box(low=np.array([float(y[0]) - LOC_MARGIN, LOG_SCALE_BOUNDS[0]]),
+               high=np.array([float(y[-1]) + LOC_MARGIN, LOG_SCALE_BOUNDS[1]]))
+    mean_y, sd_y, normal_value = _normal_limit(y, c, n)
+    # Newton from the best start; should it end at a boundary of the family or stall, try the
+    # next-best starts. The highest likelihood wins (a converged one over an unconverged one).
+    best: _Ascent | None = None
     iterations = 0
-    for theta0 in starts[:MAX_STARTS]:
-        result = _newton(theta0, x, c, n, spread, max_iterations, tolerance)
-        iterations += result[3]
-        if best is None or (result[2], result[1]) > (best[2], best[1]):
-            best = result
-        if result[2]:
+    exhaustive = len(x) <= EXHAUSTIVE_DISTINCT
+    for theta0 in _starting_points(y, c, n, _weighted_quantiles(y, c), box)[:MAX_STARTS]:
+        ascent = _newton(theta0, y, c, n, box, max_iterations, tolerance)
+        iterations += ascent.iterations
+        if best is None or (ascent.converged, ascent.value) > (best.converged, best.value):
+            best = ascent
+        if ascent.converged and ascent.boundary is None and not exhaustive:
             break
-    theta, _, converged, _, message = best
-    a, b = _ab_given(theta, x, c, n)
-    loc, scale = float(theta[0]), math.exp(theta[1])
+    # The normal limit belongs to the family's closure: it is the answer when no interior
+    # optimum beats it (the likelihood rose towards it, or the search ended short of it).
+    if best is None or best.boundary == "normal" or best.value < normal_value:
+        a, b = 0.0, NORMAL_LIMIT_B
+        loc, scale = centre + spread * mean_y, spread * sd_y * NORMAL_LIMIT_B
+        converged, limit = True, "normal"
+        message = ("normal limit: the values have lighter tails than any Johnson-Su, the "
+                   "likelihood is highest at the family's normal limit (mode = mean)")
+    else:
+        a, b = _ab_given(best.theta, y, c, n)
+        loc, scale = centre + spread * float(best.theta[0]), spread * math.exp(best.theta[1])
+        converged, message, limit = best.converged, best.message, best.boundary
+        if limit == "lognormal":
+            message = ("lognormal edge: the likelihood rises as scale shrinks towards the "
+                       "lognormal limit of the family; the fit stops at scale = 10^-4 IQR ("
+                       + best.message + ")")
     if exact_bins:
         loglik = float(c @ johnson_su_logpdf(x, a, b, loc, scale))
     else:  # report the likelihood of the values as given, not of their rounded copies
         loglik = johnson_su_loglik(x_all, a, b, loc, scale)
-    return JohnsonSuFit(a=float(a), b=float(b), loc=loc, scale=scale,
+    return JohnsonSuFit(a=float(a), b=float(b), loc=float(loc), scale=float(scale),
                         loglik=loglik, n=int(n), converged=bool(converged),
                         iterations=int(iterations), message=message, bin_width=width,
-                        distinct_values=int(len(x)), centres=x, counts=c)
+                        distinct_values=int(len(x)), limit=limit, centres=x, counts=c)
