@@ -1,0 +1,101 @@
+"""Device and precision resolution (``--device``, ``--precision``) and the execution settings a
+training step runs under, on the CPU (CUDA branches are covered by benchmarks/gpu_check.sh)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from jmedbench.engine.devices import (Execution, available_devices, cpu_has_fast_bf16,
+                                      resolve_device,
+                                      resolve_execution, resolve_precision)
+from jmedbench.errors import UserError
+
+AVX2_ONLY = frozenset({"sse4_2", "avx", "avx2", "fma"})
+AVX512_BF16 = AVX2_ONLY | {"avx512f", "avx512_bf16"}
+AMX = AVX2_ONLY | {"amx_tile", "amx_bf16"}
+
+
+def test_cpu_and_auto_resolve_to_a_device_this_machine_has():
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device(" Auto ") in available_devices()
+    if torch.cuda.is_available():
+        assert resolve_device("auto") == "cuda:0"
+
+
+@pytest.mark.parametrize("name,match", [("gpu", "expected auto"), ("cuda:x", "expected auto"),
+                                        ("", "expected auto")])
+def test_a_misspelt_device_is_a_user_error(name, match):
+    with pytest.raises(UserError, match=match):
+        resolve_device(name)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+@pytest.mark.parametrize("name", ["cuda", "cuda:1"])
+def test_a_missing_gpu_is_refused_not_replaced_by_the_cpu(name):
+    with pytest.raises(UserError, match="no CUDA GPU") as raised:
+        resolve_device(name)
+    assert "available: cpu" in str(raised.value)
+
+
+@pytest.mark.parametrize("flags,expected", [(AVX2_ONLY, "fp32"), (AVX512_BF16, "bf16"),
+                                            (AMX, "bf16")])
+def test_auto_precision_on_the_cpu_is_bf16_only_where_it_is_native(flags, expected):
+    assert cpu_has_fast_bf16(flags) is (expected == "bf16")
+    assert resolve_precision("auto", "cpu", flags) == expected
+
+
+def test_explicit_precisions_and_bad_ones():
+    assert resolve_precision("fp32", "cpu") == "fp32"
+    assert resolve_precision("BF16", "cpu") == "bf16"
+    with pytest.raises(UserError, match="fp16: not on the CPU"):
+        resolve_precision("fp16", "cpu")
+    with pytest.raises(UserError, match="expected one of auto, fp32, bf16, fp16"):
+        resolve_precision("half", "cpu")
+
+
+def test_channels_last_follows_bf16_on_the_cpu_unless_given():
+    fp32 = resolve_execution("cpu", "fp32")
+    bf16 = resolve_execution("cpu", "bf16")
+    assert (fp32.channels_last, bf16.channels_last) == (False, True)
+    assert resolve_execution("cpu", "fp32", channels_last=True).channels_last
+    assert fp32.to_dict()["accelerator"] and fp32.to_dict()["device"] == "cpu"
+    with pytest.raises(UserError, match="channels_last"):
+        resolve_execution("cpu", "fp32", channels_last="yes")
+
+
+def _tiny_model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(),
+                               torch.nn.Conv2d(8, 3, 3, padding=1))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_training_step_runs_in_the_chosen_format_and_layout(precision):
+    execution = resolve_execution("cpu", precision)
+    model = execution.place_model(_tiny_model())
+    x = execution.place_batch(torch.randn(2, 1, 16, 16))
+    y = torch.randint(0, 3, (2, 16, 16))
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(30):
+        with execution.autocast():
+            logits = model(x)
+            loss = torch.nn.functional.cross_entropy(logits.float(), y)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    expected_dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    assert logits.dtype == expected_dtype
+    assert model[0].weight.dtype == torch.float32            # weights stay fp32
+    layout = torch.channels_last if execution.channels_last else torch.contiguous_format
+    assert model[0].weight.is_contiguous(memory_format=layout)
+    assert execution.grad_scaler() is None
+    assert losses[-1] < 0.9 * losses[0]
+
+
+def test_execution_is_a_frozen_record():
+    execution = Execution("cpu", "fp32", False, "test cpu")
+    with pytest.raises(AttributeError):
+        execution.device = "cuda:0"  # type: ignore[misc]
