@@ -366,6 +366,16 @@ def _starting_points(x: np.ndarray, c: np.ndarray, n: float, quantile, box: _Box
     return [candidates[i] for _, i in scored]
 
 
+def _lognormal_edge_starts(x: np.ndarray, c: np.ndarray, n: float) -> list[np.ndarray]:
+    """Starts on the ridge that rises towards the lognormal limit (loc just outside the data,
+    a small scale), on both sides: where the likelihood is highest out there (a small sample
+    with a far tail), Newton from the interior starts climbs a lower local maximum instead."""
+    span = float(x[-1] - x[0])
+    candidates = [np.array([float(x[0]) - 0.05 * span, math.log(1e-2)]),
+                  np.array([float(x[-1]) + 0.05 * span, math.log(1e-2)])]
+    return [t for t in candidates if math.isfinite(_profile(t, x, c, n, order=0)[0])]
+
+
 def _newton_step(grad: np.ndarray, hess: np.ndarray, free: np.ndarray
                  ) -> tuple[np.ndarray, float | None]:
     """Newton's ascent direction in the free coordinates, and the Newton decrement (predicted
@@ -488,7 +498,10 @@ def fit_johnson_su(values: np.ndarray, *, bin_width: float | str | None = "auto"
     best: _Ascent | None = None
     iterations = 0
     exhaustive = len(x) <= EXHAUSTIVE_DISTINCT
-    for theta0 in _starting_points(y, c, n, _weighted_quantiles(y, c), box)[:MAX_STARTS]:
+    starts = _starting_points(y, c, n, _weighted_quantiles(y, c), box)[:MAX_STARTS]
+    if exhaustive:
+        starts += _lognormal_edge_starts(y, c, n)
+    for theta0 in starts:
         ascent = _newton(theta0, y, c, n, box, max_iterations, tolerance)
         iterations += ascent.iterations
         if best is None or (ascent.converged, ascent.value) > (best.converged, best.value):
