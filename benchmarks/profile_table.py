@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from jmedbench import provenance
-from jmedbench.profiling import profile_model, size_error
+from jmedbench.engine.profiling import profile_model, size_error
 from jmedbench.registry import get_registry
 
 REPO = Path(__file__).resolve().parent.parent

@@ -6,7 +6,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from jmedbench.cli.common import add_json_option, add_store_option, console, err_console, fmt, print_json
+from jmedbench.columns import table_columns
 from jmedbench.engine.bench import expand_matrix, run_matrix
+from jmedbench.errors import UserError
 from jmedbench.registry import get_registry
 from jmedbench.store import Store
 
@@ -35,7 +37,6 @@ def cmd_bench(args) -> int:
     matrix = expand_matrix(registry, args.models, args.strategies, args.datasets, args.seeds,
                            args.profile, args.backend, args.config, args.robustness)
     if args.workers < 1:
-        from jmedbench.errors import UserError
         raise UserError("--workers must be at least 1")
     store = Store(args.store)
     counts = {"completed": 0, "failed": 0, "running": 0, "resumed": 0}
@@ -63,20 +64,19 @@ def cmd_bench(args) -> int:
 
     with progress:
         outcomes = run_matrix(matrix, store, args.workers, args.retry_failed, on_event)
+    summary = [c.key for c in table_columns(registry, "summary")]
     rows = [{"model": o.entry.model, "strategy": o.entry.strategy, "dataset": o.entry.dataset,
              "seed": o.entry.seed, "status": o.status, "run_id": o.run_id,
-             "resumed": o.resumed, "dice": o.metrics.get("dice"),
-             "shift_dice": o.metrics.get("shift_dice"), "bmd_mae": o.metrics.get("bmd_mae"),
+             "resumed": o.resumed, **{key: o.metrics.get(key) for key in summary},
              "error": (o.error or "").splitlines()[0] if o.error else None} for o in outcomes]
     if args.json:
         print_json({"store": str(store.path), "entries": rows})
     else:
         table = Table(title=f"bench: {len(rows)} entries, profile {args.profile}")
-        for col in ("model", "strategy", "dataset", "seed", "status", "dice", "shift_dice",
-                    "bmd_mae", "run_id"):
+        shown = ("model", "strategy", "dataset", "seed", "status", *summary, "run_id")
+        for col in shown:
             table.add_column(col)
         for r in rows:
-            table.add_row(*[fmt(r[c]) for c in ("model", "strategy", "dataset", "seed", "status",
-                                                "dice", "shift_dice", "bmd_mae", "run_id")])
+            table.add_row(*[fmt(r[c]) for c in shown])
         console.print(table)
     return 1 if any(r["status"] == "failed" for r in rows) else 0

@@ -72,7 +72,7 @@ def render_gallery(image: np.ndarray, label: np.ndarray, specs: list, severities
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from jmedbench.robustness import corruption_rng
+    from jmedbench.engine.robustness import corruption_rng
 
     columns = 1 + len(severities)
     fig, axes = plt.subplots(len(specs), columns, figsize=(1.6 * columns, 1.7 * len(specs)),
@@ -109,7 +109,7 @@ def render_gallery(image: np.ndarray, label: np.ndarray, specs: list, severities
 
 def cmd_show(args) -> int:
     from jmedbench.registry import get_registry
-    from jmedbench.robustness import check_severities, resolve_corruptions
+    from jmedbench.engine.robustness import check_severities, resolve_corruptions
 
     registry = get_registry()
     specs = resolve_corruptions(registry, args.names or ["all"])

@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
-from jmedbench import CLASS_NAMES
 from jmedbench.cli.common import add_json_option, console, err_console, print_json
 from jmedbench.config import build_config
 from jmedbench.data import Dataset, Subject
 from jmedbench.engine.build import build_dataset
 from jmedbench.errors import UserError
+from jmedbench.labels import CLASS_NAMES
 from jmedbench.registry import get_registry
 
 MONTAGE_WINDOW = (-250.0, 1250.0)  # HU shown black..white: soft tissue and bone both readable

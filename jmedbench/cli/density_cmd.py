@@ -195,7 +195,8 @@ def _train_and_predict(registry, cfg, args) -> tuple[Any, dict[str, list[np.ndar
     """Train cfg.model with cfg.strategy exactly as ``jmedbench run`` does (the engine's
     ``train_model``), then predict every subject of every labelled split."""
     from jmedbench.engine.progress import RichReporter
-    from jmedbench.engine.run import predict_subjects, train_model, validate
+    from jmedbench.engine.pipeline import predict_subjects, train_model
+    from jmedbench.engine.run import validate
 
     validate(registry, cfg)
     reporter = RichReporter(err_console)
