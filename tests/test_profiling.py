@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-import jmedbench.cli.profile_cmd as profile_cmd
+import jmedbench.cli.profile as profile_cmd
 from jmedbench.cli import main
 from jmedbench.errors import UnknownNameError, UserError
 from jmedbench.hookspecs import hookimpl

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from rich.progress import Progress
 from rich.table import Table
 
 from jmedbench.cli.common import (add_json_option, add_store_option, console, err_console, fmt,

@@ -11,7 +11,7 @@ from jmedbench.cli.common import (add_json_option, add_store_option, console, er
                                   print_json)
 from jmedbench.columns import table_columns
 from jmedbench.config import build_config
-from jmedbench.engine.progress import Reporter, RichReporter
+from jmedbench.engine.progress import RichReporter
 from jmedbench.engine.run import execute
 from jmedbench.registry import get_registry
 from jmedbench.store import Store

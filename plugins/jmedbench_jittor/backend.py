@@ -16,7 +16,6 @@ Strategies that change the model or pre-train it need a Jittor form (:meth:`adap
 
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 

@@ -36,8 +36,6 @@ def _timed(func) -> float:
 def build_pair(registry: Any, name: str, options: dict[str, Any] | None = None,
                seed: int = 0, weights: str | None = None) -> tuple[Any, Any, Any, dict]:
     """(jittor spec, torch model, Jittor model with the same weights, kwargs)."""
-    import torch
-
     from jmedbench_jittor.parity import load_torch_state
 
     spec = registry.model(name, "jittor")
