@@ -51,6 +51,10 @@ def forward_gflops(model: torch.nn.Module, size: int) -> float | None:
 
 def validate(registry: Registry, cfg: RunConfig) -> None:
     """Every name in the config exists, before anything runs or is stored."""
+    for key in ("model", "strategy", "dataset"):
+        if not getattr(cfg, key):
+            raise UserError(f"no {key} given: use --{key}, or set {key} in the [run] table of "
+                            f"the profile or of the --config file")
     get_backend(registry, cfg.backend)  # first: "not installed" says more than "no model"
     registry.model(cfg.model, cfg.backend)
     check_strategy_options(registry, cfg.strategy, cfg.strategy_options)
