@@ -125,6 +125,12 @@ def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).abs().max())
 
 
+def _require_equal(a: torch.Tensor, b: torch.Tensor, what: str, why: str) -> None:
+    """Outputs that must be bit-identical; else ``what`` (max abs diff ...); ``why``."""
+    if not torch.equal(a, b):
+        raise CheckFailed(f"{what} (max abs diff {_max_diff(a, b):.3g}); {why}")
+
+
 # -- the checks -------------------------------------------------------------------------------
 @dataclass
 class CheckContext:
@@ -245,10 +251,9 @@ def check_eval(ctx: CheckContext) -> str:
     with torch.no_grad():
         first = _forward(model, x, "eval (batch 2)")
         second = _forward(model, x, "eval (batch 2)")
-        if not torch.equal(first, second):
-            raise CheckFailed(f"eval: not deterministic: two eval-mode forwards of the same "
-                              f"{_describe(x)} differ (max abs diff {_max_diff(first, second):.3g}); "
-                              f"is dropout or noise active outside training?")
+        _require_equal(first, second, f"eval: not deterministic: two eval-mode forwards of "
+                       f"the same {_describe(x)} differ",
+                       "is dropout or noise active outside training?")
         alone = _forward(model, x[:1], "eval (batch 1)")
     if tuple(alone.shape) != (1, NUM_CLASSES, h, w):
         raise CheckFailed(f"eval: batch 1 gives shape {tuple(alone.shape)}, expected "
@@ -299,10 +304,9 @@ def check_state_dict(ctx: CheckContext) -> str:
     with torch.no_grad():
         a = _forward(model, x, "state_dict")
         b = _forward(fresh, x, "state_dict (reloaded)")
-    if not torch.equal(a, b):
-        raise CheckFailed(f"state_dict: a reloaded copy gives different eval outputs (max abs "
-                          f"diff {_max_diff(a, b):.3g}); is some state kept outside the state "
-                          f"dict (a non-persistent buffer, a plain tensor attribute)?")
+    _require_equal(a, b, "state_dict: a reloaded copy gives different eval outputs",
+                   "is some state kept outside the state dict (a non-persistent buffer, a plain "
+                   "tensor attribute)?")
     return f"torch.save -> load (strict) -> equal eval outputs ({size / 2**20:.2f} MiB)"
 
 

@@ -33,6 +33,21 @@ def _timed(func) -> float:
     return time.perf_counter() - t0
 
 
+def _alternating(models: tuple[Any, Any], mode: str, first: tuple[str, Any],
+                 second: tuple[str, Any], warmup: int, repeats: int) -> dict[str, float]:
+    """Median milliseconds of two timed functions, called in turn (``first`` then ``second``)
+    ``warmup + repeats`` times with both models in ``mode``; the warm-up calls are not kept."""
+    for model in models:  # Jittor's train() takes no mode argument
+        model.train() if mode == "train" else model.eval()
+    times: dict[str, list[float]] = {first[0]: [], second[0]: []}
+    for i in range(warmup + repeats):
+        pair = [(key, _timed(func)) for key, func in (first, second)]
+        if i >= warmup:
+            for key, seconds in pair:
+                times[key].append(seconds)
+    return {key: statistics.median(values) * 1000.0 for key, values in times.items()}
+
+
 def build_pair(registry: Any, name: str, options: dict[str, Any] | None = None,
                seed: int = 0, weights: str | None = None) -> tuple[Any, Any, Any, dict]:
     """(jittor spec, torch model, Jittor model with the same weights, kwargs)."""
@@ -91,24 +106,13 @@ def compare(torch_model: Any, jittor_model: Any, size: int, batch: int, repeats:
         jittor_opt.step(jittor_loss(jittor_model(j_x), j_y, j_w))
         jt.sync_all()
 
-    times: dict[str, list[float]] = {k: [] for k in ("tf", "jf", "ts", "js")}
-    torch_model.eval()
-    jittor_model.eval()
-    for i in range(warmup + repeats):
-        tf, jf = _timed(torch_forward), _timed(jittor_forward)
-        if i >= warmup:
-            times["tf"].append(tf)
-            times["jf"].append(jf)
-    torch_model.train()
-    jittor_model.train()
-    for i in range(warmup + repeats):
-        ts, js = _timed(torch_step), _timed(jittor_step)
-        if i >= warmup:
-            times["ts"].append(ts)
-            times["js"].append(js)
-    torch_model.eval()
-    jittor_model.eval()
-    ms = {k: statistics.median(v) * 1000.0 for k, v in times.items()}
+    models = (torch_model, jittor_model)
+    ms = {**_alternating(models, "eval", ("tf", torch_forward), ("jf", jittor_forward),
+                         warmup, repeats),
+          **_alternating(models, "train", ("ts", torch_step), ("js", jittor_step),
+                         warmup, repeats)}
+    for model in models:
+        model.eval()
     return {"torch_forward_ms": round(ms["tf"], 3), "forward_ms": round(ms["jf"], 3),
             "forward_ratio": round(ms["jf"] / ms["tf"], 3),
             "torch_train_step_ms": round(ms["ts"], 3), "train_step_ms": round(ms["js"], 3),
