@@ -10,11 +10,13 @@ from rich.table import Table
 
 from jmedbench.cli.common import (add_json_option, add_store_option, console, err_console, fmt,
                                   print_json)
+from jmedbench.columns import headline_title, table_columns
 from jmedbench.engine.robustness import check_severities, resolve_corruptions
 from jmedbench.errors import UserError
 from jmedbench.registry import get_registry
 from jmedbench.reports.corruptions import (gallery_slice, render_gallery, render_severity_plot,
                                            stored_robustness)
+from jmedbench.specs import Column
 from jmedbench.store import Store
 
 
@@ -69,10 +71,18 @@ def cmd_plot(args) -> int:
     if out.parent and not out.parent.exists():
         raise UserError(f"--out {out}: folder {out.parent} does not exist")
     metrics = record.get("metrics") or {}
+    registry = get_registry()
+    headline = registry.flagged("metrics", "headline")
+    score, name = headline_title(headline), headline.name
     title = (f"run {record['run_id']}: {record['model']} / {record['strategy']} / "
-             f"{record['dataset']} ({record['profile']}); mPC {fmt(metrics.get('mpc_dice'), 3)}, "
-             f"rPC {fmt(metrics.get('rpc_dice'), 3)}, mCE {fmt(metrics.get('mce'), 3)}")
-    render_severity_plot(robust, out, title)
+             f"{record['dataset']} ({record['profile']}); mPC "
+             f"{fmt(metrics.get(f'mpc_{name}'), 3)}, rPC {fmt(metrics.get(f'rpc_{name}'), 3)}, "
+             f"mCE {fmt(metrics.get('mce'), 3)}")
+    # the headline, then the lower-is-better numbers robustness scores (BMD error)
+    errors = [Column(c.key, c.description or c.title)
+              for c in table_columns(registry, "summary") if not c.higher_is_better]
+    render_severity_plot(robust, out, title,
+                         [Column(name, f"{score} (mean over corruptions)"), *errors])
     if args.json:
         print_json({"run_id": record["run_id"], "out": str(out),
                     "summary": {k: v for k, v in metrics.items()
@@ -80,13 +90,13 @@ def cmd_plot(args) -> int:
                     "mce": robust.get("mce"), "table": robust["table"]})
         return 0
     severities = robust["protocol"]["severities"]
-    table = Table(title=f"Dice under corruption, run {record['run_id']} (clean "
-                        f"{fmt(robust['clean'].get('dice'), 3)})")
+    table = Table(title=f"{score} under corruption, run {record['run_id']} (clean "
+                        f"{fmt(robust['clean'].get(name), 3)})")
     for column in ["corruption", "family", "density"] + [f"s{s}" for s in severities] + ["CE"]:
         table.add_column(column, justify="left" if column in ("corruption", "family",
                                                              "density") else "right")
     for name, row in robust["corruptions"].items():
-        by_severity = dict(zip(row["severities"], row["dice"]))
+        by_severity = dict(zip(row["severities"], row[name]))
         table.add_row(name, row["family"], row["density"],
                       *[fmt(by_severity.get(s), 3) for s in severities], fmt(row["ce"], 3))
     console.print(table)

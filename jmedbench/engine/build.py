@@ -46,6 +46,22 @@ def instantiate_model(spec: ModelSpec, options: dict[str, Any] | None = None, *,
     return spec.factory(in_channels=IN_CHANNELS, num_classes=NUM_CLASSES, **kwargs), kwargs
 
 
+def default_parameter_count(spec: ModelSpec) -> int | None:
+    """Parameters at the model's default options, built on torch's meta device (no memory, no
+    computation); None for a model that cannot be built there (a listing must never fail
+    because one model cannot be built)."""
+    if spec.backend != "torch":
+        return None
+    import torch
+
+    try:
+        with torch.device("meta"):
+            model, _ = instantiate_model(spec)
+        return sum(p.numel() for p in model.parameters())
+    except Exception:
+        return None
+
+
 def build_model(registry: Registry, cfg: RunConfig, name: str | None = None) -> tuple[Any, ModelSpec]:
     name = name or cfg.model
     spec = registry.model(name, cfg.backend)

@@ -14,6 +14,7 @@ from jmedbench.engine.robustness import corruption_rng
 from jmedbench.errors import UserError
 from jmedbench.labels import CANCELLOUS_LABEL
 from jmedbench.registry import get_registry
+from jmedbench.specs import Column
 
 DISPLAY_WINDOW = (-1000.0, 1500.0)  # HU shown black .. white: air, fat, soft tissue and bone
 GALLERY_PROFILE = "quick"
@@ -84,9 +85,10 @@ def stored_robustness(record: dict[str, Any]) -> dict[str, Any]:
     return robust
 
 
-def render_severity_plot(robust: dict[str, Any], out: str | Path, title: str) -> None:
-    """Dice (and, where scored, BMD MAE) against severity, one line per family; severity 0 is
-    the clean score on the same subjects."""
+def render_severity_plot(robust: dict[str, Any], out: str | Path, title: str,
+                         panels: list[Column]) -> None:
+    """Each of ``panels`` (the headline metric first) that the run scored, against severity,
+    one line per family; severity 0 is the clean score on the same subjects."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -94,13 +96,12 @@ def render_severity_plot(robust: dict[str, Any], out: str | Path, title: str) ->
     table = robust["table"]
     families = sorted({r["family"] for r in table})
     severities = robust["protocol"]["severities"]
-    has_bmd = any(r.get("bmd_mae") is not None for r in table)
-    fig, axes = plt.subplots(1, 2 if has_bmd else 1, figsize=(10 if has_bmd else 5.5, 4),
+    panels = [panels[0]] + [c for c in panels[1:]
+                            if any(r.get(c.key) is not None for r in table)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(10 if len(panels) > 1 else 5.5, 4),
                              squeeze=False)
-    panels = [("dice", "Dice (mean over corruptions)")]
-    if has_bmd:
-        panels.append(("bmd_mae", "BMD MAE vs ground-truth mask, HU"))
-    for ax, (key, ylabel) in zip(axes[0], panels):
+    for ax, panel in zip(axes[0], panels):
+        key = panel.key
         clean = robust["clean"].get(key)
         for family in families:
             ys = []
@@ -111,7 +112,7 @@ def render_severity_plot(robust: dict[str, Any], out: str | Path, title: str) ->
             xs = [0] + list(severities)
             ax.plot(xs, [clean if clean is not None else np.nan] + ys, marker="o", label=family)
         ax.set_xlabel("severity (0 = clean)")
-        ax.set_ylabel(ylabel)
+        ax.set_ylabel(panel.title)
         ax.set_xticks([0] + list(severities))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
