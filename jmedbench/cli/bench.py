@@ -7,6 +7,7 @@ from rich.table import Table
 
 from jmedbench.cli.common import add_json_option, add_store_option, console, err_console, fmt, print_json
 from jmedbench.columns import table_columns
+from jmedbench.config import build_config
 from jmedbench.engine.bench import expand_matrix, run_matrix
 from jmedbench.errors import UserError
 from jmedbench.registry import get_registry
@@ -18,8 +19,10 @@ def register(sub) -> None:
                        "datasets x seeds)")
     p.add_argument("--models", required=True, help="names or wildcards, comma separated: "
                    "'unet*,segnet' or '*'")
-    p.add_argument("--strategies", default="baseline", help="comma separated, e.g. baseline,sas")
-    p.add_argument("--datasets", default="phantom", help="comma separated")
+    p.add_argument("--strategies", help="comma separated, e.g. baseline,sas (default: the "
+                                        "profile's strategy, baseline)")
+    p.add_argument("--datasets", help="comma separated (default: the profile's dataset, "
+                                      "phantom)")
     p.add_argument("--seeds", default="0", help="comma separated integers")
     p.add_argument("--profile", default="default")
     p.add_argument("--backend", default="torch")
@@ -34,6 +37,10 @@ def register(sub) -> None:
 
 def cmd_bench(args) -> int:
     registry = get_registry()
+    if args.strategies is None or args.datasets is None:  # what the profile's [run] names
+        profile = build_config(args.profile, args.config)
+        args.strategies = args.strategies or profile.strategy
+        args.datasets = args.datasets or profile.dataset
     matrix = expand_matrix(registry, args.models, args.strategies, args.datasets, args.seeds,
                            args.profile, args.backend, args.config, args.robustness)
     if args.workers < 1:
