@@ -18,7 +18,8 @@ from rich.console import Console
 
 from jmedbench.config import build_config
 from jmedbench.data import stack_slices
-from jmedbench.engine.build import NUM_CLASSES, build_dataset, build_model
+from jmedbench.engine.build import build_dataset, build_model
+from jmedbench.labels import NUM_CLASSES
 from jmedbench.engine.preprocess import hu_to_input
 from jmedbench.engine.progress import RichReporter
 from jmedbench.engine.train import class_weights, dice_ce_loss, train_supervised

@@ -14,7 +14,7 @@ import argparse
 
 import numpy as np
 
-from jmedbench.profiling import median_ms
+from jmedbench.engine.profiling import median_ms
 
 WARMUP = 2
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from jmedbench import provenance
-from jmedbench.profiling import profile_model, size_error
+from jmedbench.engine.profiling import profile_model, size_error
 from jmedbench.registry import get_registry
 
 REPO = Path(__file__).resolve().parent.parent
@@ -162,7 +162,7 @@ def render(rows: list[dict], failures: list[tuple[str, str]], info: dict,
         out += [f"- `{name}`: {why}" for name, why in failures]
     out += [
         "",
-        "What the columns measure (see `jmedbench/profiling.py`):",
+        "What the columns measure (see `jmedbench/engine/profiling.py`):",
         "",
         "- **params**: trainable parameters, in millions.",
         "- **GFLOPs**: floating-point operations of one forward pass at batch 1, as "

@@ -6,6 +6,3 @@ try:
     __version__ = version("jmedbench")
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
-
-CLASS_NAMES = ("background", "cortical", "cancellous")
-"""Label values of every dataset: 0 background, 1 cortical bone, 2 cancellous bone."""

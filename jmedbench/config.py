@@ -1,6 +1,17 @@
-"""Typed run configuration: defaults <- profile (``jmedbench/configs/<profile>.toml``) <- a
+"""Typed run configuration: defaults <- profile (``<profile>.toml``, found as below) <- a
 user's ``--config FILE.toml`` <- command-line options. Every key is checked; a misspelled key is
 one clear error naming the file and the closest valid key.
+
+Profiles are looked up by name in this order, the first file found wins:
+
+1. each directory in ``$JMEDBENCH_CONFIGS`` (several separated by ``os.pathsep``);
+2. ``configs/`` in the current directory;
+3. ``configs/`` of the source checkout this package runs from (the repository's recipes:
+   ``full``, ``leaderboard``); absent in a wheel install;
+4. the built-in profiles shipped inside the package (``jmedbench/configs/``: ``default`` and
+   ``quick``, what an installed jmedbench and the conformance kit need).
+
+The code names no model, strategy or dataset: ``[run]`` of the profile does.
 
 File layout (all tables optional)::
 
@@ -17,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +37,9 @@ from typing import Any
 from jmedbench.errors import UnknownNameError, UserError
 from jmedbench.registry import suggest
 
-PROFILE_DIR = Path(__file__).parent / "configs"
+BUILTIN_PROFILES = Path(__file__).parent / "configs"
+CHECKOUT_PROFILES = Path(__file__).resolve().parent.parent / "configs"
+PROFILES_ENV = "JMEDBENCH_CONFIGS"
 
 
 @dataclass
@@ -52,9 +66,9 @@ class EvalConfig:
 
 @dataclass
 class RunConfig:
-    model: str = "unet"
-    strategy: str = "baseline"
-    dataset: str = "phantom"
+    model: str = ""      # every name comes from the profile's [run] table or the command line
+    strategy: str = ""
+    dataset: str = ""
     profile: str = "default"
     seed: int = 0
     backend: str = "torch"
@@ -83,8 +97,20 @@ RUN_KEYS = {"model": str, "strategy": str, "dataset": str, "seed": int, "backend
 SECTION_TYPES = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
 
 
+def profile_dirs() -> list[Path]:
+    """Where profiles are looked up, in order (see the module docstring)."""
+    listed = [Path(p) for p in os.environ.get(PROFILES_ENV, "").split(os.pathsep) if p]
+    return listed + [Path.cwd() / "configs", CHECKOUT_PROFILES, BUILTIN_PROFILES]
+
+
+def profile_path(name: str) -> Path | None:
+    """The file profile ``name`` is read from, or None."""
+    return next((d / f"{name}.toml" for d in profile_dirs() if (d / f"{name}.toml").is_file()),
+                None)
+
+
 def available_profiles() -> list[str]:
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
+    return sorted({p.stem for d in profile_dirs() if d.is_dir() for p in d.glob("*.toml")})
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -153,8 +179,8 @@ def apply_mapping(cfg: RunConfig, data: dict[str, Any], where: str) -> RunConfig
 
 
 def load_profile(name: str) -> dict[str, Any]:
-    path = PROFILE_DIR / f"{name}.toml"
-    if not path.exists():
+    path = profile_path(name)
+    if path is None:
         profiles = available_profiles()
         raise UnknownNameError("profile", name, suggest(name, profiles), profiles)
     return read_toml(path)

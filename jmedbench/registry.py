@@ -180,6 +180,17 @@ class Registry:
     def strategy(self, name: str) -> StrategySpec:
         return self.get("strategies", name)
 
+    def flagged(self, kind: str, flag: str) -> Any:
+        """The one spec of ``kind`` whose ``flag`` is set (``MetricSpec.headline``,
+        ``ModelSpec.reference``, ...): what the core needs a plugin to declare. No such spec,
+        or two names that set it, is one UserError line."""
+        hits = [s for s in self.specs(kind) if getattr(s, flag)]
+        names = sorted({s.name for s in hits})
+        if len(names) != 1:
+            raise UserError(f"exactly one installed {SINGULAR[kind]} must set '{flag}' "
+                            f"(found {', '.join(names) or 'none'}; see jmedbench plugins)")
+        return hits[0]
+
     def backends(self, model_name: str) -> list[str]:
         return sorted(k[1] for k in self._entries["models"] if k[0] == model_name)
 

@@ -16,6 +16,25 @@ SearchSpace = dict[str, tuple]
 
 
 @dataclass(frozen=True)
+class Column:
+    """A number of a run (a key of its metrics) that tables show.
+
+    ``shown`` maps a table to this column's position in it (smaller first): ``leaderboard``
+    (the published table, CSV and page), ``run`` (the table ``jmedbench run`` prints before the
+    other metrics), ``summary`` (``bench`` and ``ablation``), ``compare`` (the leaderboard
+    README's strategy-against-reference rows, titled with ``description``) and ``plot`` (a
+    panel of the leaderboard figure, against the headline metric).
+    """
+
+    key: str
+    title: str
+    digits: int = 4
+    higher_is_better: bool = True
+    description: str = ""
+    shown: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """A segmentation architecture.
 
@@ -36,6 +55,7 @@ class ModelSpec:
     input_multiple: int = 32
     min_size: int = 32
     has_encoder: bool = False
+    reference: bool = False  # the model relative scores (mCE) are taken against
     defaults: dict[str, Any] = field(default_factory=dict)
     search_space: SearchSpace = field(default_factory=dict)
 
@@ -63,6 +83,10 @@ class StrategySpec:
 
     Strategies named with ``+`` (``ssl+stn``) are composed by the registry from their parts;
     ``components`` names the parts a registered composite stands for (``sas`` = ssl, stn, aug).
+    ``reference``: the strategy every other is compared with (the mCE reference, the
+    leaderboard README's comparisons, the empty set of an ablation); one plugin sets it.
+    ``ablation``: the composite ``jmedbench ablation`` takes apart, its ``components`` being
+    the factors. ``needs_encoder``: runs only on models with ``ModelSpec.has_encoder``.
     """
 
     name: str
@@ -71,6 +95,9 @@ class StrategySpec:
     citation: str = ""
     components: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    reference: bool = False
+    ablation: bool = False
+    needs_encoder: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,6 +110,10 @@ class MetricSpec:
 
     scope ``dataset``: ``compute(evaluation)`` with a :class:`jmedbench.data.Evaluation`
     (subjects with their predicted label maps) returns a flat dict of named floats.
+
+    ``headline`` (one image metric sets it): the metric that ranks leaderboards, is tuned for
+    and is scored under corruption (mPC, rPC, mCE). ``columns``: the keys of this metric's
+    results that tables show, and where (see :class:`Column`).
     """
 
     name: str
@@ -93,6 +124,8 @@ class MetricSpec:
     citation: str = ""
     unit: str = ""
     empty_rule: str = ""
+    headline: bool = False
+    columns: tuple[Column, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,9 +151,9 @@ class CorruptionSpec:
 
 @dataclass(frozen=True)
 class BackendSpec:
-    """A framework models can be built, trained and run in (see :mod:`jmedbench.backends`).
+    """A framework models can be built, trained and run in (see :mod:`jmedbench.engine.backends`).
 
-    ``factory()`` returns a :class:`jmedbench.backends.Backend`; when the framework is not
+    ``factory()`` returns a :class:`jmedbench.engine.backends.Backend`; when the framework is not
     installed it raises :class:`jmedbench.errors.UserError` with the ``install`` command. It is
     called only when a command asks for this backend, so a slow framework import never slows
     down the others.

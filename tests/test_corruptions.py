@@ -21,7 +21,7 @@ SEEDS = (0, 1, 2)
 @pytest.fixture(scope="module")
 def phantom_slice():
     """The phantom's test slice with the most cancellous bone, 128 x 128 (the default size)."""
-    from jmedbench.cli.corruptions_cmd import gallery_slice
+    from jmedbench.reports.corruptions import gallery_slice
     return gallery_slice("phantom", 128, 0)
 
 
@@ -267,7 +267,7 @@ def test_low_dose_noise_grows_as_dose_falls_and_keeps_the_mean():
 def test_gallery_renders(tmp_path, phantom_slice):
     from PIL import Image
 
-    from jmedbench.cli.corruptions_cmd import render_gallery
+    from jmedbench.reports.corruptions import render_gallery
 
     image, label = phantom_slice
     specs = [REGISTRY.corruption("phone_photo"), REGISTRY.corruption("ct_metal")]

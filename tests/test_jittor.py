@@ -218,7 +218,7 @@ def test_loss_and_one_training_step_match_torch():
 
     jt = jittor_module()
     from jmedbench.engine.train import dice_ce_loss as torch_loss
-    from jmedbench_jittor.backend import dice_ce_loss, trainable
+    from jmedbench_jittor.loss import dice_ce_loss, trainable
     from jmedbench_jittor.parity import load_torch_state
 
     rng = np.random.default_rng(3)
@@ -288,7 +288,7 @@ def test_runs_end_to_end_in_jittor(registry, tmp_path, strategy):
 
 @needs_jittor
 def test_ssl_pretrains_through_the_torch_twin_and_changes_the_jittor_encoder(registry):
-    from jmedbench.backends import get_backend
+    from jmedbench.engine.backends import get_backend
     from jmedbench.engine.build import build_strategy
     from jmedbench.strategy import TrainContext
     from jmedbench_jittor.parity import jittor_state
@@ -309,7 +309,7 @@ def test_ssl_pretrains_through_the_torch_twin_and_changes_the_jittor_encoder(reg
 
 @needs_jittor
 def test_a_strategy_without_a_jittor_form_is_refused(registry):
-    from jmedbench.backends import get_backend
+    from jmedbench.engine.backends import get_backend
     from jmedbench.errors import UserError
     from jmedbench.strategy import Strategy
 

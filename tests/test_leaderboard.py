@@ -12,7 +12,9 @@ import subprocess
 import pytest
 from PIL import Image
 
-from jmedbench.leaderboard import build, collect_entries, mean_ci
+from jmedbench.leaderboard import build
+from jmedbench.leaderboard.aggregate import collect_entries
+from jmedbench.stats import mean_ci
 from jmedbench.store import Store
 
 

@@ -9,11 +9,11 @@ import pytest
 import torch
 import torch.nn as nn
 
-import jmedbench.cli.profile_cmd as profile_cmd
+import jmedbench.cli.profile as profile_cmd
 from jmedbench.cli import main
 from jmedbench.errors import UnknownNameError, UserError
 from jmedbench.hookspecs import hookimpl
-from jmedbench.profiling import (PROFILE_KEYS, check_size, peak_step_memory, profile_model,
+from jmedbench.engine.profiling import (PROFILE_KEYS, check_size, peak_step_memory, profile_model,
                                  select_models, store_profile, stored_profiles)
 from jmedbench.registry import Registry
 from jmedbench.specs import ModelSpec

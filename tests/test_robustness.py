@@ -16,7 +16,7 @@ from jmedbench.engine.build import build_dataset
 from jmedbench.engine.preprocess import hu_to_input
 from jmedbench.engine.train import predict
 from jmedbench.errors import UnknownNameError, UserError
-from jmedbench.robustness import (check_severities, evaluate_robustness, resolve_corruptions,
+from jmedbench.engine.robustness import (check_severities, evaluate_robustness, resolve_corruptions,
                                   stable_id)
 from jmedbench.store import Store, clean_nan
 

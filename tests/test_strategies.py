@@ -13,7 +13,7 @@ import torch.nn as nn
 from jmedbench.cli import main
 from jmedbench.config import build_config
 from jmedbench.data import stack_slices
-from jmedbench.engine.ablation import (COMPONENTS, ablation_strategies, main_effects, mean_ci)
+from jmedbench.engine.ablation import ablation_strategies, main_effects
 from jmedbench.engine.build import build_dataset, build_strategy, check_strategy_options
 from jmedbench.engine.preprocess import hu_to_input
 from jmedbench.engine.run import execute
@@ -21,9 +21,11 @@ from jmedbench.errors import UserError
 from jmedbench.hookspecs import hookimpl
 from jmedbench.registry import Registry, get_registry
 from jmedbench.specs import ModelSpec
+from jmedbench.stats import mean_half_width as mean_ci
 from jmedbench.store import Store
 from jmedbench.strategy import ComposedStrategy, TrainContext
 
+from jmedbench_strategies import SAS_PARTS as COMPONENTS
 from jmedbench_strategies.aug import (ColourAugmentation, GeometricAugmentation, random_affine,
                                       warp_images, warp_labels)
 from jmedbench_strategies.ssl import ContrastivePretraining, MomentumContrast, info_nce

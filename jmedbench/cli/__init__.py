@@ -1,5 +1,7 @@
-"""The ``jmedbench`` command. Each sub-command lives in its own module with a
-``register(subparsers)`` function; user mistakes become one line on stderr and exit status 2."""
+"""The ``jmedbench`` command. Each command (or pair of commands that share their options) lives
+in ``cli/<command>.py`` with a ``register(subparsers)`` function, and does CLI work only:
+options, calls into the library, printing. User mistakes become one line on stderr and exit
+status 2."""
 
 from __future__ import annotations
 
@@ -14,16 +16,16 @@ from jmedbench.cli.common import err_console
 from jmedbench.errors import UserError
 
 COMMAND_MODULES = [
-    "jmedbench.cli.listing",
-    "jmedbench.cli.run",
+    "jmedbench.cli.list",         # list, plugins
+    "jmedbench.cli.run",          # run, show
     "jmedbench.cli.bench",
     "jmedbench.cli.tune",
-    "jmedbench.cli.leaderboard_cmd",
-    "jmedbench.cli.profile_cmd",
+    "jmedbench.cli.leaderboard",
+    "jmedbench.cli.profile",
     "jmedbench.cli.ablation",
-    "jmedbench.cli.density_cmd",
-    "jmedbench.cli.dataset_cmd",
-    "jmedbench.cli.corruptions_cmd",
+    "jmedbench.cli.density",      # density, cohort
+    "jmedbench.cli.dataset",
+    "jmedbench.cli.corruptions",
 ]
 
 

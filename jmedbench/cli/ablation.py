@@ -1,25 +1,22 @@
-"""``jmedbench ablation --model M``: the 8 combinations of {ssl, stn, aug} over seeds, scored on
-clean Dice, cross-site Dice and BMD error, with 95% confidence intervals."""
+"""``jmedbench ablation --model M``: every combination of the declared composite's components
+(the 8 of {ssl, stn, aug}) over seeds, scored on the ``summary`` columns (clean Dice,
+cross-site Dice, BMD error), with 95% confidence intervals."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
-from rich.progress import Progress
 from rich.table import Table
 
 from jmedbench.cli.common import (add_json_option, add_store_option, console, err_console, fmt,
                                   print_json)
 from jmedbench.config import build_config
-from jmedbench.engine.ablation import (COMPONENTS, METRICS, AblationResult,
-                                       ablation_strategies, run_ablation)
+from jmedbench.engine.ablation import AblationResult, Design, design, run_ablation
 from jmedbench.engine.progress import RichReporter
 from jmedbench.errors import UserError
 from jmedbench.registry import get_registry
 from jmedbench.store import Store
-
-LOWER_IS_BETTER = {"bmd_mae"}
 
 
 def register(sub) -> None:
@@ -54,9 +51,10 @@ def cmd_ablation(args) -> int:
     cfg = build_config(args.profile, args.config, {
         "model": args.model, "dataset": args.dataset, "train.steps": args.steps})
     registry = get_registry()
+    ablated = design(registry)
     store = Store(args.store)
     reporter = RichReporter(err_console)
-    total = len(ablation_strategies()) * len(seeds)
+    total = len(ablated.strategies()) * len(seeds)
     overall = reporter.progress.add_task("ablation runs", total=total, note="")
 
     def on_run(strategy: str, seed: int, status: str) -> None:
@@ -76,7 +74,7 @@ def cmd_ablation(args) -> int:
     if args.json:
         print_json({"store": str(store.path), **result.to_dict()})
         return 0
-    print_tables(result, store)
+    print_tables(result, ablated, store)
     return 0
 
 
@@ -88,29 +86,32 @@ def _cell(stat: dict[str, Any]) -> str:
     return f"{fmt(stat['mean'])} ± {fmt(stat['ci95'])}"
 
 
-def print_tables(result: AblationResult, store: Store) -> None:
+def print_tables(result: AblationResult, ablated: Design, store: Store) -> None:
     title = (f"ablation {result.ablation_id}: {result.model} on {result.dataset} "
              f"({result.profile}), seeds {','.join(map(str, result.seeds))}")
     table = Table(title=title, caption="mean ± 95% CI half-width (t-distribution over seeds)")
     table.add_column("strategy")
-    for c in COMPONENTS:
+    for c in ablated.factors:
         table.add_column(c, justify="center")
-    for m in METRICS:
-        arrow = "↓" if m in LOWER_IS_BETTER else "↑"
-        table.add_column(f"{m} {arrow}", justify="right")
+    for column in ablated.metrics:
+        arrow = "↑" if column.higher_is_better else "↓"
+        table.add_column(f"{column.key} {arrow}", justify="right")
     table.add_column("n", justify="right")
+    everything = len(ablated.factors)
     for row in result.rows:
-        marks = ["✓" if c in row["components"] else "" for c in COMPONENTS]
-        label = row["strategy"] + (" (sas)" if len(row["components"]) == len(COMPONENTS) else "")
-        table.add_row(label, *marks, *[_cell(row[m]) for m in METRICS], str(len(row["runs"])))
+        marks = ["✓" if c in row["components"] else "" for c in ablated.factors]
+        label = row["strategy"] + (f" ({ablated.composite})"
+                                   if len(row["components"]) == everything else "")
+        table.add_row(label, *marks, *[_cell(row[m]) for m in result.metrics],
+                      str(len(row["runs"])))
     console.print(table)
     effects = Table(title="main effect of each component (with minus without, averaged over "
                           "the other two; positive raises the metric)")
     effects.add_column("component")
-    for m in METRICS:
+    for m in result.metrics:
         effects.add_column(m, justify="right")
-    for c in COMPONENTS:
-        effects.add_row(c, *[_cell(result.effects[c][m]) for m in METRICS])
+    for c in ablated.factors:
+        effects.add_row(c, *[_cell(result.effects[c][m]) for m in result.metrics])
     console.print(effects)
     console.print(f"stored in {store.path} (summary {result.ablation_id}; runs: jmedbench show "
                   f"RUN_ID)", highlight=False)

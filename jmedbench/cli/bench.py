@@ -6,7 +6,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from jmedbench.cli.common import add_json_option, add_store_option, console, err_console, fmt, print_json
+from jmedbench.columns import table_columns
+from jmedbench.config import build_config
 from jmedbench.engine.bench import expand_matrix, run_matrix
+from jmedbench.errors import UserError
 from jmedbench.registry import get_registry
 from jmedbench.store import Store
 
@@ -16,8 +19,10 @@ def register(sub) -> None:
                        "datasets x seeds)")
     p.add_argument("--models", required=True, help="names or wildcards, comma separated: "
                    "'unet*,segnet' or '*'")
-    p.add_argument("--strategies", default="baseline", help="comma separated, e.g. baseline,sas")
-    p.add_argument("--datasets", default="phantom", help="comma separated")
+    p.add_argument("--strategies", help="comma separated, e.g. baseline,sas (default: the "
+                                        "profile's strategy, baseline)")
+    p.add_argument("--datasets", help="comma separated (default: the profile's dataset, "
+                                      "phantom)")
     p.add_argument("--seeds", default="0", help="comma separated integers")
     p.add_argument("--profile", default="default")
     p.add_argument("--backend", default="torch")
@@ -32,10 +37,13 @@ def register(sub) -> None:
 
 def cmd_bench(args) -> int:
     registry = get_registry()
+    if args.strategies is None or args.datasets is None:  # what the profile's [run] names
+        profile = build_config(args.profile, args.config)
+        args.strategies = args.strategies or profile.strategy
+        args.datasets = args.datasets or profile.dataset
     matrix = expand_matrix(registry, args.models, args.strategies, args.datasets, args.seeds,
                            args.profile, args.backend, args.config, args.robustness)
     if args.workers < 1:
-        from jmedbench.errors import UserError
         raise UserError("--workers must be at least 1")
     store = Store(args.store)
     counts = {"completed": 0, "failed": 0, "running": 0, "resumed": 0}
@@ -63,20 +71,19 @@ def cmd_bench(args) -> int:
 
     with progress:
         outcomes = run_matrix(matrix, store, args.workers, args.retry_failed, on_event)
+    summary = [c.key for c in table_columns(registry, "summary")]
     rows = [{"model": o.entry.model, "strategy": o.entry.strategy, "dataset": o.entry.dataset,
              "seed": o.entry.seed, "status": o.status, "run_id": o.run_id,
-             "resumed": o.resumed, "dice": o.metrics.get("dice"),
-             "shift_dice": o.metrics.get("shift_dice"), "bmd_mae": o.metrics.get("bmd_mae"),
+             "resumed": o.resumed, **{key: o.metrics.get(key) for key in summary},
              "error": (o.error or "").splitlines()[0] if o.error else None} for o in outcomes]
     if args.json:
         print_json({"store": str(store.path), "entries": rows})
     else:
         table = Table(title=f"bench: {len(rows)} entries, profile {args.profile}")
-        for col in ("model", "strategy", "dataset", "seed", "status", "dice", "shift_dice",
-                    "bmd_mae", "run_id"):
+        shown = ("model", "strategy", "dataset", "seed", "status", *summary, "run_id")
+        for col in shown:
             table.add_column(col)
         for r in rows:
-            table.add_row(*[fmt(r[c]) for c in ("model", "strategy", "dataset", "seed", "status",
-                                                "dice", "shift_dice", "bmd_mae", "run_id")])
+            table.add_row(*[fmt(r[c]) for c in shown])
         console.print(table)
     return 1 if any(r["status"] == "failed" for r in rows) else 0

@@ -9,16 +9,13 @@ from rich.table import Table
 
 from jmedbench.cli.common import (add_json_option, add_store_option, console, err_console, fmt,
                                   print_json)
+from jmedbench.columns import table_columns
 from jmedbench.config import build_config
-from jmedbench.engine.progress import Reporter, RichReporter
+from jmedbench.engine.progress import RichReporter
 from jmedbench.engine.run import execute
 from jmedbench.registry import get_registry
 from jmedbench.store import Store
 from jmedbench.weights import add_weights_option
-
-HEADLINE = ["dice", "iou", "dice_cortical", "dice_cancellous", "shift_dice",
-            "bmd_mae", "bmd_bias", "shift_bmd_mae", "mpc_dice", "rpc_dice"]
-
 
 def register(sub) -> None:
     p = sub.add_parser("run", help="train one model with one strategy, score it, store it")
@@ -74,7 +71,8 @@ def cmd_run(args) -> int:
                         f"({cfg.profile})")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key in HEADLINE + sorted(k for k in result.metrics if k not in HEADLINE):
+    first = [c.key for c in table_columns(registry, "run")]  # as the metric plugins declare
+    for key in first + sorted(k for k in result.metrics if k not in first):
         if key in result.metrics and not key.endswith("_undefined"):
             table.add_row(key, fmt(result.metrics[key]))
     console.print(table)

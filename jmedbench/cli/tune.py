@@ -15,7 +15,8 @@ def register(sub) -> None:
     p = sub.add_parser("tune", help="tune hyper-parameters with Optuna (several workers may "
                        "share one --storage)")
     p.add_argument("--model", required=True)
-    p.add_argument("--strategy", default="baseline")
+    p.add_argument("--strategy", help="strategy name or a '+' combination (default: the "
+                                      "profile's, baseline)")
     p.add_argument("--dataset")
     p.add_argument("--profile", default="quick")
     p.add_argument("--config", metavar="FILE.toml")

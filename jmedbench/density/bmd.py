@@ -16,11 +16,7 @@ import numpy as np
 
 from jmedbench.density.johnsonsu import FitInputError, JohnsonSuFit, fit_johnson_su
 from jmedbench.errors import UserError
-
-STORED_VALUE_OFFSET = 1024.0
-"""Stored CT value = HU + 1024 (RescaleIntercept -1024), the paper's unit."""
-
-CANCELLOUS_LABEL = 2
+from jmedbench.labels import CANCELLOUS_LABEL, STORED_VALUE_OFFSET
 
 # A second KDE peak counts when it is at least this high relative to the main peak and the
 # density between them dips to at most MAX_DIP of its height (a broad cortical leak of 10% of

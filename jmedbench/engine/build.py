@@ -9,12 +9,10 @@ from typing import Any, Callable
 from jmedbench.config import RunConfig
 from jmedbench.data import Dataset
 from jmedbench.errors import UserError
-from jmedbench.registry import Registry
+from jmedbench.labels import IN_CHANNELS, NUM_CLASSES
+from jmedbench.registry import Registry, suggest
 from jmedbench.specs import ModelSpec
 from jmedbench.strategy import ComposedStrategy, Strategy
-
-NUM_CLASSES = 3
-IN_CHANNELS = 1
 
 
 def accepted_kwargs(func: Callable[..., Any], options: dict[str, Any]) -> tuple[dict, list[str]]:
@@ -26,22 +24,54 @@ def accepted_kwargs(func: Callable[..., Any], options: dict[str, Any]) -> tuple[
     return ok, [k for k in options if k not in params]
 
 
+def instantiate_model(spec: ModelSpec, options: dict[str, Any] | None = None, *,
+                      fitting: dict[str, Any] | None = None, seed: int | None = None,
+                      where: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """The one way a model is built from its spec, in every backend: ``factory(in_channels,
+    num_classes, **kwargs)`` with kwargs = the spec's defaults, then the ``fitting`` keys
+    the factory accepts (generic keys such as ``width``), then ``options``, each of which it
+    must accept (else one UserError line naming ``where``, ``[model.<name>]`` by default).
+    ``seed`` seeds torch's global generator first (weights of torch models and of the Jittor
+    twins, which draw their initial weights the torch way). Returns (model, kwargs)."""
+    kwargs = dict(spec.defaults)
+    kwargs.update(accepted_kwargs(spec.factory, fitting or {})[0])
+    ok, rejected = accepted_kwargs(spec.factory, options or {})
+    if rejected:
+        raise UserError(f"{where or f'[model.{spec.name}]'} option(s) {', '.join(rejected)} "
+                        f"not accepted by model '{spec.name}'")
+    kwargs.update(ok)
+    if seed is not None:
+        import torch
+        torch.manual_seed(seed)
+    return spec.factory(in_channels=IN_CHANNELS, num_classes=NUM_CLASSES, **kwargs), kwargs
+
+
+def default_parameter_count(spec: ModelSpec) -> int | None:
+    """Parameters at the model's default options, built on torch's meta device (no memory, no
+    computation); None for a model that cannot be built there (a listing must never fail
+    because one model cannot be built)."""
+    if spec.backend != "torch":
+        return None
+    import torch
+
+    try:
+        with torch.device("meta"):
+            model, _ = instantiate_model(spec)
+        return sum(p.numel() for p in model.parameters())
+    except Exception:
+        return None
+
+
 def build_model(registry: Registry, cfg: RunConfig, name: str | None = None) -> tuple[Any, ModelSpec]:
     name = name or cfg.model
     spec = registry.model(name, cfg.backend)
     generic = {k: v for k, v in cfg.model_options.items() if not isinstance(v, dict)}
     own = cfg.model_options.get(name, {})
-    kwargs = {**spec.defaults}
-    ok, _ = accepted_kwargs(spec.factory, generic)  # generic keys go where they fit
-    kwargs.update(ok)
-    ok, rejected = accepted_kwargs(spec.factory, own if isinstance(own, dict) else {})
-    if rejected:
-        raise UserError(f"[model.{name}] option(s) {', '.join(rejected)} not accepted by model "
-                        f"'{name}'")
-    kwargs.update(ok)
     try:
-        model = spec.factory(in_channels=IN_CHANNELS, num_classes=NUM_CLASSES, **kwargs)
+        model, _ = instantiate_model(spec, own if isinstance(own, dict) else {},
+                                     fitting=generic)
     except (TypeError, ValueError) as exc:
+        kwargs = {**spec.defaults, **accepted_kwargs(spec.factory, cfg.model_kwargs(name))[0]}
         raise UserError(f"model '{name}' options {kwargs}: {exc}") from None
     return model, spec
 
@@ -82,7 +112,6 @@ def check_strategy_options(registry: Registry, name: str, options: dict[str, Any
             all_known |= set(inspect.signature(spec.factory).parameters)
         typos = [k for k in unknown if k not in all_known]
         if typos:
-            from jmedbench.registry import suggest
             hint = suggest(typos[0], sorted(all_known))
             extra = f" (did you mean '{hint[0]}'?)" if hint else ""
             raise UserError(f"[strategy] unknown option '{typos[0]}'{extra}")

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from jmedbench import CLASS_NAMES
 from jmedbench.data import Evaluation, Subject
+from jmedbench.labels import class_name
 from jmedbench.specs import MetricSpec
 
 
@@ -44,7 +44,7 @@ def aggregate(rows: list[tuple[str, str, int, dict[str, list[float]]]],
         for c in range(1, num_classes):
             column = table[:, c]
             defined = ~np.isnan(column)
-            name = CLASS_NAMES[c] if c < len(CLASS_NAMES) else f"class{c}"
+            name = class_name(c)
             mean = float(column[defined].mean()) if defined.any() else float("nan")
             out[f"{prefix}{metric.name}_{name}"] = mean
             out[f"{prefix}{metric.name}_{name}_undefined"] = int((~defined).sum())

@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
-import time
 import traceback
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
-import numpy as np
 import torch
 
 from jmedbench import provenance
-from jmedbench.backends import Backend, get_backend, to_input
 from jmedbench.config import RunConfig
-from jmedbench.data import Dataset, Evaluation, stack_slices
-from jmedbench.engine.build import (NUM_CLASSES, build_dataset, build_model, build_strategy,
-                                    check_strategy_options)
-from jmedbench.engine.determinism import configure_threads, seed_everything
+from jmedbench.data import Dataset, Evaluation
+from jmedbench.engine.backends import get_backend
+from jmedbench.engine.build import check_strategy_options
+from jmedbench.engine.determinism import configure_threads
 from jmedbench.engine.evaluate import aggregate, dataset_metrics, image_metric_rows
+from jmedbench.engine.pipeline import Timer, predict_subjects, train_model
 from jmedbench.engine.progress import Reporter
+from jmedbench.engine.robustness import evaluate_robustness
+from jmedbench.engine.robustness import validate as validate_robustness
 from jmedbench.errors import UserError
+from jmedbench.labels import NUM_CLASSES
 from jmedbench.registry import Registry
 from jmedbench.store import Store
-from jmedbench.strategy import TrainContext
+from jmedbench.weights import read_state_dict
 
 
 @dataclass
@@ -33,19 +33,6 @@ class RunResult:
     timings: dict[str, float]
     details: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-
-
-class Timer:
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = round(time.perf_counter() - t0, 4)
 
 
 def forward_gflops(model: torch.nn.Module, size: int) -> float | None:
@@ -64,23 +51,18 @@ def forward_gflops(model: torch.nn.Module, size: int) -> float | None:
 
 def validate(registry: Registry, cfg: RunConfig) -> None:
     """Every name in the config exists, before anything runs or is stored."""
+    for key in ("model", "strategy", "dataset"):
+        if not getattr(cfg, key):
+            raise UserError(f"no {key} given: use --{key}, or set {key} in the [run] table of "
+                            f"the profile or of the --config file")
     get_backend(registry, cfg.backend)  # first: "not installed" says more than "no model"
     registry.model(cfg.model, cfg.backend)
     check_strategy_options(registry, cfg.strategy, cfg.strategy_options)
     registry.dataset(cfg.dataset.partition(":")[0])
     if cfg.weights:
-        from jmedbench.weights import read_state_dict
         read_state_dict(cfg.weights)  # a missing or corrupt file fails before anything runs
     if cfg.eval.robustness:  # corruption names and severities, before any training
-        from jmedbench.robustness import validate as validate_robustness
         validate_robustness(registry, cfg)
-
-
-def predict_subjects(model: Any, images: list[np.ndarray], batch_size: int,
-                     backend: Backend | None = None) -> list[np.ndarray]:
-    """Label maps of HU volumes (S, H, W), one per volume; ``backend`` defaults to torch."""
-    backend = backend or get_backend(None, "torch")
-    return [backend.predict(model, to_input(img), batch_size) for img in images]
 
 
 def evaluate_split(model: Any, dataset: Dataset, split: str, registry: Registry,
@@ -125,54 +107,6 @@ def execute(registry: Registry, cfg: RunConfig, store: Store, reporter: Reporter
     return result
 
 
-@dataclass
-class TrainedModel:
-    """What training leaves behind: the model ready to predict, and how it got there."""
-    model: Any
-    spec: Any
-    dataset: Dataset
-    strategy: Any
-    backend: Backend
-    context: TrainContext
-    result: Any  # engine.train.TrainResult
-
-
-def train_model(registry: Registry, cfg: RunConfig, reporter: Reporter,
-                timer: Timer | None = None) -> TrainedModel:
-    """Build the dataset, model and strategy of ``cfg``, pre-train and train: the training half
-    of every run, shared by ``run``, ``bench`` (through ``run``) and ``cohort --model``."""
-    timer = timer or Timer()
-    seed_everything(cfg.seed)
-    backend = get_backend(registry, cfg.backend)
-    backend.seed(cfg.seed)
-    with timer.stage("data"):
-        dataset = build_dataset(registry, cfg)
-        train_images, train_labels = stack_slices(dataset.split("train"))
-        unlabelled = (stack_slices(dataset.split("unlabelled"))[0]
-                      if dataset.has_split("unlabelled") else None)
-    with timer.stage("build"):
-        model, spec = build_model(registry, cfg)
-        if cfg.weights:
-            from jmedbench.weights import load_weights
-            load_weights(model, cfg.weights, model_name=cfg.model)
-        strategy = backend.adapt_strategy(
-            build_strategy(registry, cfg.strategy, cfg.strategy_options))
-    inputs = to_input(train_images)
-    labels = torch.from_numpy(train_labels)
-    ctx = TrainContext(train_images=train_images, train_labels=train_labels,
-                       unlabelled_images=unlabelled, seed=cfg.seed,
-                       options=cfg.strategy_options, model_spec=spec,
-                       progress=reporter.callback,
-                       to_input=to_input)
-    with timer.stage("pretrain"):
-        strategy.pretrain(model, ctx)
-    model = strategy.prepare_model(model, ctx)
-    with timer.stage("train"):
-        trained = backend.train(model, strategy, inputs, labels, cfg.train, cfg.seed,
-                                NUM_CLASSES, reporter)
-    return TrainedModel(model, spec, dataset, strategy, backend, ctx, trained)
-
-
 def _execute(registry: Registry, cfg: RunConfig, reporter: Reporter, timer: Timer,
              run_id: str, store: Store | None = None) -> RunResult:
     done = train_model(registry, cfg, reporter, timer)
@@ -205,7 +139,6 @@ def _execute(registry: Registry, cfg: RunConfig, reporter: Reporter, timer: Time
             metrics.update(extra)
             warnings += problems
     if cfg.eval.robustness:
-        from jmedbench.robustness import evaluate_robustness
         with timer.stage("robustness"):
             robust = evaluate_robustness(model, evaluations["test"], registry, cfg, reporter,
                                          store=store)

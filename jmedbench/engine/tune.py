@@ -1,7 +1,7 @@
 """Hyper-parameter tuning with Optuna: one study per (model, strategy, dataset, profile), the
 model's and strategy's declared search spaces plus the learning rate, the profile's step budget
-for every trial (the same for every model), validation Dice as the objective, median pruning
-on intermediate validation Dice.
+for every trial (the same for every model), the headline metric (Dice) on the validation split
+as the objective, median pruning on its intermediate values.
 
 Scale-out is Optuna's own: any number of ``jmedbench tune`` processes, on one or many machines,
 given the same ``--storage`` and study name share the study; ``--trials`` is the total over all
@@ -20,17 +20,15 @@ from typing import Any
 import optuna
 
 from jmedbench.config import RunConfig
-from jmedbench.data import stack_slices
-from jmedbench.engine.build import NUM_CLASSES, build_dataset, build_model, build_strategy
-from jmedbench.engine.determinism import seed_everything
+from jmedbench.engine.backends import get_backend
+from jmedbench.engine.build import build_dataset, build_strategy
 from jmedbench.engine.evaluate import aggregate, image_metric_rows
-from jmedbench.engine.preprocess import hu_to_input
+from jmedbench.engine.pipeline import predict_subjects, train_model
 from jmedbench.engine.progress import Reporter
-from jmedbench.engine.train import predict, train_supervised
 from jmedbench.errors import UserError
+from jmedbench.labels import NUM_CLASSES
 from jmedbench.registry import Registry
 from jmedbench.specs import SearchSpace
-from jmedbench.strategy import TrainContext
 
 LR_SPACE: SearchSpace = {"lr": ("float", 1e-4, 3e-3, True)}
 
@@ -78,11 +76,14 @@ class TuneResult:
 
 
 def objective_factory(registry: Registry, base: RunConfig, eval_every: int, reporter: Reporter):
+    """The objective of a study: each trial trains exactly as ``jmedbench run`` does (the
+    engine's :func:`~jmedbench.engine.pipeline.train_model`: backend, ``--weights``, the
+    dataset's unlabelled split for pre-training) and is scored by the headline metric on the
+    validation split, reported every ``eval_every`` steps for pruning."""
     model_space, train_space = search_space(registry, base)
     dataset = build_dataset(registry, base)  # the same data for every trial
-    train_images, train_labels = stack_slices(dataset.split("train"))
     val_subjects = dataset.split("val")
-    image_metrics = [registry.metric("dice")]
+    headline = registry.flagged("metrics", "headline")
 
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
@@ -95,32 +96,23 @@ def objective_factory(registry: Registry, base: RunConfig, eval_every: int, repo
                 cfg.train.lr = value
             else:
                 cfg.strategy_options[name] = value
-        seed_everything(cfg.seed)
-        model, spec = build_model(registry, cfg)
-        strategy = build_strategy(registry, cfg.strategy, cfg.strategy_options)
-        import torch
-        ctx = TrainContext(train_images, train_labels, None, cfg.seed, cfg.strategy_options,
-                           spec, to_input=lambda hu: torch.from_numpy(hu_to_input(hu)))
-        strategy.pretrain(model, ctx)
-        model = strategy.prepare_model(model, ctx)
+        backend = get_backend(registry, cfg.backend)
 
-        def validate() -> float:
-            preds = [predict(model, torch.from_numpy(hu_to_input(s.image)), cfg.eval.batch_size)
-                     for s in val_subjects]
-            rows = image_metric_rows("val", val_subjects, preds, image_metrics, NUM_CLASSES)
-            return aggregate(rows, image_metrics, NUM_CLASSES)["dice"]
+        def validate(model: Any) -> float:
+            preds = predict_subjects(model, [s.image for s in val_subjects],
+                                     cfg.eval.batch_size, backend)
+            rows = image_metric_rows("val", val_subjects, preds, [headline], NUM_CLASSES)
+            return aggregate(rows, [headline], NUM_CLASSES)[headline.name]
 
-        def on_log(step: int, loss: float) -> None:
+        def on_log(step: int, loss: float, model: Any) -> None:
             if step % eval_every == 0 and step < cfg.train.steps:
-                trial.report(validate(), step)
+                trial.report(validate(model), step)
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned at step {step}")
 
-        train_supervised(model, strategy, torch.from_numpy(hu_to_input(train_images)),
-                         torch.from_numpy(train_labels), cfg.train, cfg.seed, NUM_CLASSES,
-                         None, log_every=eval_every, on_log=on_log)
-        value = validate()
-        reporter.advance("tune", note=f"trial {trial.number}: val Dice {value:.4f}")
+        done = train_model(registry, cfg, dataset=dataset, log_every=eval_every, on_log=on_log)
+        value = validate(done.model)
+        reporter.advance("tune", note=f"trial {trial.number}: val {headline.name} {value:.4f}")
         return value
 
     return objective
@@ -138,7 +130,9 @@ def run_study(registry: Registry, cfg: RunConfig, trials: int, storage_url: str 
     eval_every = eval_every or max(10, cfg.train.steps // 5)
     try:
         study = optuna.create_study(
-            study_name=name, storage=storage, direction="maximize", load_if_exists=True,
+            study_name=name, storage=storage, load_if_exists=True,
+            direction="maximize" if registry.flagged("metrics", "headline").higher_is_better
+            else "minimize",
             sampler=optuna.samplers.TPESampler(seed=cfg.seed),
             pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=eval_every))
     except Exception as exc:

@@ -1,7 +1,7 @@
 """The Jittor backend: the engine's training recipe (Adam, weighted cross-entropy + soft Dice,
 batches drawn by the run's seeded torch generator) with a Jittor model.
 
-As for every backend (see :mod:`jmedbench.backends`), batches are drawn and augmented on the
+As for every backend (see :mod:`jmedbench.engine.backends`), batches are drawn and augmented on the
 shared torch data side, then handed to Jittor as arrays: the same seed gives the same batches
 in both frameworks, and augmentation strategies (``aug``, ``geo``) work unchanged.
 
@@ -16,44 +16,17 @@ Strategies that change the model or pre-train it need a Jittor form (:meth:`adap
 
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 
-from jmedbench.backends import Backend
+from jmedbench.engine.backends import Backend
 from jmedbench.engine.progress import Reporter
 from jmedbench.engine.train import LossLog, TrainResult, class_weights
 from jmedbench.errors import UserError
 from jmedbench.strategy import ComposedStrategy, Strategy
 
+from jmedbench_jittor.loss import dice_ce_loss, parameter_count, trainable
 from jmedbench_jittor.runtime import import_jittor
-
-
-def dice_ce_loss(logits, target, weights, smooth: float = 1.0):
-    """Jittor version of :func:`jmedbench.engine.train.dice_ce_loss` (same formula): weighted
-    cross-entropy (torch's weighted mean: sum w_y * nll / sum w_y) + mean soft Dice loss over
-    the foreground classes, pooled over the batch."""
-    jt = import_jittor()
-    from jittor import nn
-
-    num_classes = logits.shape[1]
-    onehot = (target.unsqueeze(1) == jt.arange(num_classes).reshape(1, -1, 1, 1)).float32()
-    log_probs = nn.log_softmax(logits, dim=1)
-    pixel_weights = (onehot * weights.reshape(1, -1, 1, 1)).sum(1)
-    nll = -(log_probs * onehot).sum(1)
-    ce = (pixel_weights * nll).sum() / pixel_weights.sum()
-    probs = log_probs.exp()[:, 1:]
-    fg = onehot[:, 1:]
-    inter = (probs * fg).sum(dims=(0, 2, 3))
-    denom = probs.sum(dims=(0, 2, 3)) + fg.sum(dims=(0, 2, 3))
-    dice = (2 * inter + smooth) / (denom + smooth)
-    return ce + (1 - dice).mean()
-
-
-def trainable(model: Any) -> list:
-    """Parameters that learn: Jittor lists BatchNorm running statistics among a module's
-    variables, but they are stop-grad."""
-    return [p for p in model.parameters() if not p.is_stop_grad()]
 
 
 class JittorBackend(Backend):
@@ -88,7 +61,7 @@ class JittorBackend(Backend):
 
     # -- training and inference ---------------------------------------------------------------
     def train(self, model, strategy, inputs, labels, cfg, seed, num_classes, reporter=None,
-              on_log=None) -> TrainResult:
+              log_every=50, on_log=None) -> TrainResult:
         import torch
 
         from jmedbench_jittor.kernels import Adam
@@ -104,7 +77,7 @@ class JittorBackend(Backend):
         result = TrainResult(steps=cfg.steps, seconds=0.0,
                              images_seen=cfg.steps * cfg.batch_size,
                              class_weights=weights_np.tolist())
-        log = LossLog(result, model, reporter, on_log=on_log)
+        log = LossLog(result, model, reporter, log_every, on_log)
         for step in range(1, cfg.steps + 1):
             index = torch.randint(n, (cfg.batch_size,), generator=generator)
             x, y = strategy.augment(inputs[index], labels[index], generator)
@@ -131,6 +104,4 @@ class JittorBackend(Backend):
         return profile_model(registry, name, **options)
 
     def num_parameters(self, model) -> int:
-        """Parameters as torch counts them (BatchNorm running statistics excluded)."""
-        return int(sum(int(np.prod(v.shape)) for k, v in model.state_dict().items()
-                       if not k.endswith(("running_mean", "running_var"))))
+        return parameter_count(model)

@@ -19,8 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from jmedbench.engine.build import IN_CHANNELS, NUM_CLASSES, accepted_kwargs
+from jmedbench.engine.build import instantiate_model
 from jmedbench.errors import UserError
+from jmedbench.labels import IN_CHANNELS, NUM_CLASSES
+
+from jmedbench_jittor.loss import dice_ce_loss as jittor_loss
+from jmedbench_jittor.loss import parameter_count, trainable
 
 
 def _timed(func) -> float:
@@ -29,22 +33,29 @@ def _timed(func) -> float:
     return time.perf_counter() - t0
 
 
+def _alternating(models: tuple[Any, Any], mode: str, first: tuple[str, Any],
+                 second: tuple[str, Any], warmup: int, repeats: int) -> dict[str, float]:
+    """Median milliseconds of two timed functions, called in turn (``first`` then ``second``)
+    ``warmup + repeats`` times with both models in ``mode``; the warm-up calls are not kept."""
+    for model in models:  # Jittor's train() takes no mode argument
+        model.train() if mode == "train" else model.eval()
+    times: dict[str, list[float]] = {first[0]: [], second[0]: []}
+    for i in range(warmup + repeats):
+        pair = [(key, _timed(func)) for key, func in (first, second)]
+        if i >= warmup:
+            for key, seconds in pair:
+                times[key].append(seconds)
+    return {key: statistics.median(values) * 1000.0 for key, values in times.items()}
+
+
 def build_pair(registry: Any, name: str, options: dict[str, Any] | None = None,
                seed: int = 0, weights: str | None = None) -> tuple[Any, Any, Any, dict]:
     """(jittor spec, torch model, Jittor model with the same weights, kwargs)."""
-    import torch
-
     from jmedbench_jittor.parity import load_torch_state
 
     spec = registry.model(name, "jittor")
-    kwargs = dict(spec.defaults)
-    ok, rejected = accepted_kwargs(spec.factory, options or {})
-    if rejected:
-        raise UserError(f"model '{name}' does not accept option(s) {', '.join(rejected)}")
-    kwargs.update(ok)
-    torch.manual_seed(seed)
-    jittor_model = spec.factory(IN_CHANNELS, NUM_CLASSES, **kwargs)
-    torch_model = registry.model(name, "torch").factory(IN_CHANNELS, NUM_CLASSES, **kwargs)
+    jittor_model, kwargs = instantiate_model(spec, options, seed=seed)
+    torch_model, _ = instantiate_model(registry.model(name, "torch"), kwargs)
     if weights:
         from jmedbench.weights import load_weights
         load_weights(torch_model, weights, model_name=name)
@@ -58,8 +69,6 @@ def compare(torch_model: Any, jittor_model: Any, size: int, batch: int, repeats:
     import torch
 
     from jmedbench.engine.train import dice_ce_loss as torch_loss
-    from jmedbench_jittor.backend import dice_ce_loss as jittor_loss
-    from jmedbench_jittor.backend import trainable
     from jmedbench_jittor.kernels import Adam
     from jmedbench_jittor.runtime import import_jittor
 
@@ -97,24 +106,13 @@ def compare(torch_model: Any, jittor_model: Any, size: int, batch: int, repeats:
         jittor_opt.step(jittor_loss(jittor_model(j_x), j_y, j_w))
         jt.sync_all()
 
-    times: dict[str, list[float]] = {k: [] for k in ("tf", "jf", "ts", "js")}
-    torch_model.eval()
-    jittor_model.eval()
-    for i in range(warmup + repeats):
-        tf, jf = _timed(torch_forward), _timed(jittor_forward)
-        if i >= warmup:
-            times["tf"].append(tf)
-            times["jf"].append(jf)
-    torch_model.train()
-    jittor_model.train()
-    for i in range(warmup + repeats):
-        ts, js = _timed(torch_step), _timed(jittor_step)
-        if i >= warmup:
-            times["ts"].append(ts)
-            times["js"].append(js)
-    torch_model.eval()
-    jittor_model.eval()
-    ms = {k: statistics.median(v) * 1000.0 for k, v in times.items()}
+    models = (torch_model, jittor_model)
+    ms = {**_alternating(models, "eval", ("tf", torch_forward), ("jf", jittor_forward),
+                         warmup, repeats),
+          **_alternating(models, "train", ("ts", torch_step), ("js", jittor_step),
+                         warmup, repeats)}
+    for model in models:
+        model.eval()
     return {"torch_forward_ms": round(ms["tf"], 3), "forward_ms": round(ms["jf"], 3),
             "forward_ratio": round(ms["jf"] / ms["tf"], 3),
             "torch_train_step_ms": round(ms["ts"], 3), "train_step_ms": round(ms["js"], 3),
@@ -125,12 +123,11 @@ def profile_model(registry: Any, name: str, *, size: int, batch: int,
                   weights: str | None = None, options: dict[str, Any] | None = None,
                   repeats: int = 5, warmup: int = 2, seed: int = 0) -> dict[str, Any]:
     """A ``jmedbench profile`` row for the Jittor model, with the torch twin's times and the
-    ratios measured in the same run (see :data:`jmedbench.profiling.PROFILE_KEYS`)."""
+    ratios measured in the same run (see :data:`jmedbench.engine.profiling.PROFILE_KEYS`)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from jmedbench.profiling import check_size
-    from jmedbench_jittor.backend import JittorBackend
+    from jmedbench.engine.profiling import check_size
 
     spec, torch_model, jittor_model, kwargs = build_pair(registry, name, options, seed, weights)
     check_size(spec, size)
@@ -142,7 +139,7 @@ def profile_model(registry: Any, name: str, *, size: int, batch: int,
         with counter:
             torch_model(torch.zeros(1, IN_CHANNELS, size, size))
     timing = compare(torch_model, jittor_model, size, batch, repeats, warmup, seed)
-    params = JittorBackend.num_parameters(None, jittor_model)
+    params = parameter_count(jittor_model)
     weights_bytes = sum(int(np.prod(v.shape)) * 4 for v in jittor_model.state_dict().values())
     return {"model": name, "family": spec.family, "backend": "jittor", "size": size,
             "batch": batch, "params": params, "params_total": params,

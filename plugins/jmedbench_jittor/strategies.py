@@ -37,7 +37,7 @@ class JittorSpatialTransformer(Adapted):
     """``stn``: the Jittor spatial transformer in front of the Jittor model."""
 
     def prepare_model(self, model: Any, ctx: TrainContext) -> Any:
-        from jmedbench.engine.build import IN_CHANNELS
+        from jmedbench.labels import IN_CHANNELS
 
         from jmedbench_jittor.stn import SpatialTransformerSegmenter
         return SpatialTransformerSegmenter(model, IN_CHANNELS)

@@ -22,26 +22,25 @@ def directed_distances(source: np.ndarray, target: np.ndarray,
     return to_target[boundary(source)]
 
 
-def hd95(pred, target, num_classes, spacing=None) -> np.ndarray:
+def per_class(pred, target, num_classes, spacing, measure) -> np.ndarray:
+    """``measure(p, t, spacing)`` of each class's masks, in mm; NaN where either mask is empty
+    for that class (undefined, as MONAI gives)."""
     spacing = tuple(spacing) if spacing is not None else (1.0, 1.0)
     out = np.full(num_classes, np.nan)
     for c in range(num_classes):
         p, t = pred == c, target == c
-        if not p.any() or not t.any():
-            continue  # undefined when either mask is empty (MONAI gives NaN too)
-        out[c] = max(np.percentile(directed_distances(p, t, spacing), 95),
-                     np.percentile(directed_distances(t, p, spacing), 95))
+        if p.any() and t.any():
+            out[c] = measure(p, t, spacing)
     return out
+
+
+def hd95(pred, target, num_classes, spacing=None) -> np.ndarray:
+    return per_class(pred, target, num_classes, spacing, lambda p, t, mm: max(
+        np.percentile(directed_distances(p, t, mm), 95),
+        np.percentile(directed_distances(t, p, mm), 95)))
 
 
 def assd(pred, target, num_classes, spacing=None) -> np.ndarray:
     """Average symmetric surface distance (mm)."""
-    spacing = tuple(spacing) if spacing is not None else (1.0, 1.0)
-    out = np.full(num_classes, np.nan)
-    for c in range(num_classes):
-        p, t = pred == c, target == c
-        if not p.any() or not t.any():
-            continue
-        d = np.concatenate([directed_distances(p, t, spacing), directed_distances(t, p, spacing)])
-        out[c] = d.mean()
-    return out
+    return per_class(pred, target, num_classes, spacing, lambda p, t, mm: np.concatenate(
+        [directed_distances(p, t, mm), directed_distances(t, p, mm)]).mean())

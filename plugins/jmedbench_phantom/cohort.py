@@ -16,9 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from jmedbench.density.johnsonsu import johnson_su_mode
-
-STORED_OFFSET = 1024.0
-"""The paper's CT values are stored values: HU + 1024."""
+from jmedbench.labels import STORED_VALUE_OFFSET as STORED_OFFSET
 
 AGE_LAW: dict[tuple[str, str], tuple[float, float]] = {
     # (sex, site): (k, Z) of D = -k * age + Z, D in stored values (HU + 1024).

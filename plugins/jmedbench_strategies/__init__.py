@@ -63,7 +63,7 @@ def jmedbench_strategies():
     return [
         StrategySpec("baseline", make_baseline,
                      "Supervised training only: Adam lr 3e-4, batch 4, Dice + weighted CE",
-                     citation="Kingma & Ba, Adam, ICLR 2015"),
+                     citation="Kingma & Ba, Adam, ICLR 2015", reference=True),
         StrategySpec("aug", make_aug,
                      "Colour-space augmentation: brightness, contrast, gamma, CT window jitter; "
                      "labels untouched (options aug_strength, aug_probability)",
@@ -89,9 +89,10 @@ def jmedbench_strategies():
                      "model with an encoder",
                      citation="He et al., Momentum Contrast, CVPR 2020; Chen et al., MoCo v2, "
                               "arXiv:2003.04297",
-                     tags=("self-supervised",)),
+                     tags=("self-supervised",), needs_encoder=True),
         StrategySpec("sas", make_sas,
                      "The paper's SAS: ssl pre-training + stn + aug", components=SAS_PARTS,
+                     ablation=True,
                      citation="He et al., Momentum Contrast, CVPR 2020; Jaderberg et al., "
                               "Spatial Transformer Networks, NeurIPS 2015",
                      tags=("paper",)),

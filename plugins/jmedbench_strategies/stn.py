@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from jmedbench.engine.build import IN_CHANNELS
+from jmedbench.labels import IN_CHANNELS
 from jmedbench.strategy import Strategy, TrainContext
 
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)

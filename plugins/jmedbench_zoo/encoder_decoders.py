@@ -34,6 +34,16 @@ def vgg_stage(cin: int, cout: int, n: int) -> nn.Sequential:
     return nn.Sequential(*[conv_bn_relu(cin if i == 0 else cout, cout) for i in range(n)])
 
 
+def vgg16_stages(in_channels: int, width: int) -> tuple[nn.ModuleList, list[int]]:
+    """The five convolution stages of VGG-16-BN (no pooling) and their channels, width times
+    VGG16_MULT: the encoder FCN-8s and SegNet share."""
+    check_width(width)
+    chans = [width * m for m in VGG16_MULT]
+    cins = [in_channels] + chans[:-1]
+    return (nn.ModuleList(vgg_stage(ci, co, n) for ci, co, n in zip(cins, chans, VGG16_STAGES)),
+            chans)
+
+
 # -- FCN-8s -----------------------------------------------------------------------------------
 def bilinear_kernel(channels: int, kernel: int) -> torch.Tensor:
     """Weights that make a ConvTranspose2d (channels -> channels, groups 1) a bilinear
@@ -58,11 +68,7 @@ class FCN8s(nn.Module):
     def __init__(self, in_channels: int = 1, num_classes: int = 3, width: int = 64,
                  dropout: float = 0.5) -> None:
         super().__init__()
-        check_width(width)
-        chans = [width * m for m in VGG16_MULT]
-        cins = [in_channels] + chans[:-1]
-        self.stages = nn.ModuleList(vgg_stage(ci, co, n)
-                                    for ci, co, n in zip(cins, chans, VGG16_STAGES))
+        self.stages, chans = vgg16_stages(in_channels, width)
         fc = 16 * width
         self.fc = nn.Sequential(
             nn.Conv2d(chans[4], fc, 3, padding=1), nn.ReLU(inplace=True), nn.Dropout2d(dropout),
@@ -108,11 +114,7 @@ class SegNet(nn.Module):
 
     def __init__(self, in_channels: int = 1, num_classes: int = 3, width: int = 64) -> None:
         super().__init__()
-        check_width(width)
-        chans = [width * m for m in VGG16_MULT]
-        cins = [in_channels] + chans[:-1]
-        self.enc = nn.ModuleList(vgg_stage(ci, co, n)
-                                 for ci, co, n in zip(cins, chans, VGG16_STAGES))
+        self.enc, chans = vgg16_stages(in_channels, width)
         # decoder stage i mirrors encoder stage i: n convs at chans[i], the last one going to
         # the channels of the stage above (chans[i-1]); the top stage ends at width
         self.dec = nn.ModuleList()

@@ -64,6 +64,7 @@ MODELS = [
               citation="Ronneberger, Fischer, Brox. U-Net: Convolutional Networks for Biomedical "
                        "Image Segmentation. MICCAI 2015",
               tags=("unet", "paper"), input_multiple=16, min_size=32, has_encoder=True,
+              reference=True,  # the mCE reference: every robustness run is compared with it
               defaults={"width": 64},
               search_space={"width": ("categorical", [16, 32, 64])}),
 ]

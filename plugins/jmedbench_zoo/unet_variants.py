@@ -50,6 +50,21 @@ class PlainEncoder(nn.Module):
         return feats
 
 
+class PlainEncoderUNet(nn.Module):
+    """What the models on a :class:`PlainEncoder` share: its five stages at
+    ``stage_channels(width)`` (kept in ``channels``) and ``encode``, the deepest of them."""
+
+    def __init__(self, in_channels: int, width: int, block) -> None:
+        super().__init__()
+        self.channels = stage_channels(width)
+        self.encoder = PlainEncoder(in_channels, self.channels, block)
+        self.encoder_channels = self.channels[4]
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 16*width, H/16, W/16)."""
+        return self.encoder(x)[-1]
+
+
 # -- Attention UNet ---------------------------------------------------------------------------
 class AttentionGate(nn.Module):
     """Additive attention gate of Oktay et al. (2018), Fig. 2: the skip features x (fine) are
@@ -74,45 +89,50 @@ class AttentionGate(nn.Module):
         return self.out(x * upsample_to(alpha, x))
 
 
-class AttentionUNet(nn.Module):
-    """UNet with attention-gated skip connections (Oktay et al. 2018), 2-D."""
+class SkipUNet(PlainEncoderUNet):
+    """A PlainEncoder and the UNet decoder: up-sample, a 3x3 convolution to the skip's channels,
+    concatenate the skip, a block. ``gated``: every skip passes an attention gate driven by the
+    coarser decoder state first (Attention UNet)."""
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 3, width: int = 64) -> None:
-        super().__init__()
-        c = stage_channels(width)
-        self.encoder = PlainEncoder(in_channels, c, DoubleConv)
-        self.gates = nn.ModuleList(AttentionGate(c[i], c[i + 1], max(c[i] // 2, 1))
-                                   for i in range(4))
+    def __init__(self, in_channels: int, num_classes: int, width: int, block,
+                 gated: bool = False) -> None:
+        super().__init__(in_channels, width, block)
+        c = self.channels
+        self.gated = gated
+        if gated:
+            self.gates = nn.ModuleList(AttentionGate(c[i], c[i + 1], max(c[i] // 2, 1))
+                                       for i in range(4))
         self.ups = nn.ModuleList(conv_bn_relu(c[i + 1], c[i]) for i in range(4))
-        self.decoders = nn.ModuleList(DoubleConv(2 * c[i], c[i]) for i in range(4))
+        self.decoders = nn.ModuleList(block(2 * c[i], c[i]) for i in range(4))
         self.head = nn.Conv2d(c[0], num_classes, 1)
-        self.encoder_channels = c[4]
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 16*width, H/16, W/16)."""
-        return self.encoder(x)[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.encoder(x)
         y = feats[-1]
         for i in reversed(range(4)):
-            skip = self.gates[i](feats[i], y)  # gated by the coarser decoder state
+            skip = self.gates[i](feats[i], y) if self.gated else feats[i]
             y = self.ups[i](upsample_to(y, skip))
             y = self.decoders[i](torch.cat([skip, y], dim=1))
         return self.head(y)
 
 
+class AttentionUNet(SkipUNet):
+    """UNet with attention-gated skip connections (Oktay et al. 2018), 2-D."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 3, width: int = 64) -> None:
+        super().__init__(in_channels, num_classes, width, DoubleConv, gated=True)
+
+
 # -- UNet++ -----------------------------------------------------------------------------------
-class UNetPlusPlus(nn.Module):
+class UNetPlusPlus(PlainEncoderUNet):
     """Nested UNet (Zhou et al. 2018): node X[i][j] convolves the concatenation of all earlier
     nodes of row i and the up-sampled X[i+1][j-1]. ``deep_supervision`` averages the logits of
     the four top-row heads (the paper's "accurate mode"); off, only X[0][4] is read out."""
 
     def __init__(self, in_channels: int = 1, num_classes: int = 3, width: int = 32,
                  deep_supervision: bool = False) -> None:
-        super().__init__()
-        c = stage_channels(width)
-        self.encoder = PlainEncoder(in_channels, c, DoubleConv)
+        super().__init__(in_channels, width, DoubleConv)
+        c = self.channels
         # nodes[(i, j)] for j >= 1: inputs j * c[i] (row i so far) + c[i+1] (from below)
         self.nodes = nn.ModuleDict()
         for j in range(1, 5):
@@ -121,11 +141,6 @@ class UNetPlusPlus(nn.Module):
         self.deep_supervision = deep_supervision
         n_heads = 4 if deep_supervision else 1
         self.heads = nn.ModuleList(nn.Conv2d(c[0], num_classes, 1) for _ in range(n_heads))
-        self.encoder_channels = c[4]
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 16*width, H/16, W/16)."""
-        return self.encoder(x)[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = [[f] for f in self.encoder(x)]
@@ -139,7 +154,7 @@ class UNetPlusPlus(nn.Module):
 
 
 # -- UNet 3+ ----------------------------------------------------------------------------------
-class UNet3Plus(nn.Module):
+class UNet3Plus(PlainEncoderUNet):
     """UNet 3+ (Huang et al. 2020) with full-scale skip connections: every decoder stage takes
     all shallower encoder stages (max-pooled down), its own encoder stage and all deeper
     decoder stages (bilinear up), each reduced to ``width`` channels, concatenated (5 *
@@ -147,9 +162,8 @@ class UNet3Plus(nn.Module):
     classification-guided module, which need a multi-output loss."""
 
     def __init__(self, in_channels: int = 1, num_classes: int = 3, width: int = 64) -> None:
-        super().__init__()
-        c = stage_channels(width)
-        self.encoder = PlainEncoder(in_channels, c, DoubleConv)
+        super().__init__(in_channels, width, DoubleConv)
+        c = self.channels
         cat, fused = width, 5 * width
         # decoder stage d (3 down to 0) reads: encoders 0..d, then decoders d+1..3 and the
         # bottom encoder stage 4, which plays the role of decoder stage 4.
@@ -160,11 +174,6 @@ class UNet3Plus(nn.Module):
                 self.branches[f"{d}_{src}"] = conv_bn_relu(cin, cat)
         self.fuse = nn.ModuleList(conv_bn_relu(fused, fused) for _ in range(4))
         self.head = nn.Conv2d(fused, num_classes, 3, padding=1)
-        self.encoder_channels = c[4]
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 16*width, H/16, W/16)."""
-        return self.encoder(x)[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         enc = self.encoder(x)
@@ -214,30 +223,12 @@ class RRCNNBlock(nn.Module):
         return x + self.body(x)
 
 
-class R2UNet(nn.Module):
+class R2UNet(SkipUNet):
     """Recurrent residual UNet (Alom et al. 2018), t = 2 recurrent steps."""
 
     def __init__(self, in_channels: int = 1, num_classes: int = 3, width: int = 64,
                  t: int = 2) -> None:
-        super().__init__()
-        c = stage_channels(width)
-        self.encoder = PlainEncoder(in_channels, c, lambda i, o: RRCNNBlock(i, o, t))
-        self.ups = nn.ModuleList(conv_bn_relu(c[i + 1], c[i]) for i in range(4))
-        self.decoders = nn.ModuleList(RRCNNBlock(2 * c[i], c[i], t) for i in range(4))
-        self.head = nn.Conv2d(c[0], num_classes, 1)
-        self.encoder_channels = c[4]
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 16*width, H/16, W/16)."""
-        return self.encoder(x)[-1]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = self.encoder(x)
-        y = feats[-1]
-        for i in reversed(range(4)):
-            y = self.ups[i](upsample_to(y, feats[i]))
-            y = self.decoders[i](torch.cat([feats[i], y], dim=1))
-        return self.head(y)
+        super().__init__(in_channels, num_classes, width, lambda i, o: RRCNNBlock(i, o, t))
 
 
 # -- Deep residual UNet (ResUNet) -------------------------------------------------------------

@@ -6,17 +6,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 from rich import box
 from rich.table import Table
 
 from jmedbench.cli.common import add_json_option, console, err_console, fmt, print_json
-from jmedbench.density.bmd import STORED_VALUE_OFFSET, bmd_from_mask, default_mask_label
-from jmedbench.density.cohort import (CohortResult, cohort_from_masks, cohort_statistics,
-                                      read_cohort_csv)
+from jmedbench.config import build_config
+from jmedbench.density.bmd import bmd_from_mask, default_mask_label
+from jmedbench.density.cohort import CohortResult, cohort_statistics, read_cohort_csv
+from jmedbench.engine.progress import Reporter, RichReporter
 from jmedbench.errors import UserError
-
-MODEL_DEFAULT_SPLITS = ("val", "test", "shift")  # subjects a trained model has not seen
+from jmedbench.reports.cohort import dataset_cohort
 
 
 def register(sub) -> None:
@@ -149,106 +148,20 @@ def cmd_cohort(args) -> int:
 
 
 def _dataset_cohort(args) -> tuple[CohortResult, str, dict[str, Any]]:
-    from jmedbench.config import build_config
-    from jmedbench.engine.build import build_dataset
-    from jmedbench.registry import get_registry
+    from jmedbench.registry import get_registry  # looked up per call: tests swap registries
 
     cfg = build_config(args.profile, args.config, {
         "dataset": args.dataset, "seed": args.seed, "model": args.model,
         "strategy": args.strategy, "train.steps": args.steps})
-    registry = get_registry()
-    if args.model:
-        dataset, masks_by_split = _train_and_predict(registry, cfg, args)
-        source = {"dataset": args.dataset, "masks": f"model {cfg.model} ({cfg.strategy}, "
-                                                    f"{cfg.train.steps} steps, seed {cfg.seed})"}
-    else:
-        dataset = build_dataset(registry, cfg)
-        masks_by_split = None
-        source = {"dataset": args.dataset, "masks": "ground truth"}
-    splits = _pick_splits(dataset, args.splits, default=MODEL_DEFAULT_SPLITS if args.model
-                          else None)
-    offset = STORED_VALUE_OFFSET if args.stored_values else 0.0
-    subjects, masks = [], []
-    for split in splits:
-        for i, subject in enumerate(dataset.split(split)):
-            subjects.append(subject)
-            masks.append(masks_by_split[split][i] if masks_by_split else subject.label)
-    members, left_out = cohort_from_masks(subjects, masks, stored_offset=offset)
-    unit = "stored value (HU+1024)" if args.stored_values else "HU"
-    result = cohort_statistics(members, small_groups="skip", stored_offset=offset, unit=unit,
-                               source=f"dataset {args.dataset} (splits {', '.join(splits)})")
-    source["splits"] = ",".join(splits)
-    extra = {"left_out": left_out, "source": source,
-             "law": _reference_laws(dataset, subjects, offset)}
-    title = f"{args.dataset}: BMD from {source['masks']}"
-    return result, title, extra
-
-
-def _pick_splits(dataset, text: str | None, default: tuple[str, ...] | None) -> list[str]:
-    available = [s for s, subjects in dataset.splits.items() if subjects]
-    if text is None or text == "all":
-        chosen = [s for s in (default or available) if s in available] \
-            if text is None else available
-        if not chosen:
-            raise UserError(f"dataset has no subjects in splits {', '.join(default or [])} "
-                            f"(it has: {', '.join(available)}); use --splits")
-        return chosen
-    chosen = [s.strip() for s in text.split(",") if s.strip()]
-    unknown = [s for s in chosen if s not in dataset.splits]
-    if unknown or not chosen:
-        raise UserError(f"--splits {text}: unknown split(s) {', '.join(unknown) or '(none)'} "
-                        f"(the dataset has: {', '.join(dataset.splits)})")
-    return chosen
-
-
-def _train_and_predict(registry, cfg, args) -> tuple[Any, dict[str, list[np.ndarray]]]:
-    """Train cfg.model with cfg.strategy exactly as ``jmedbench run`` does (the engine's
-    ``train_model``), then predict every subject of every labelled split."""
-    from jmedbench.engine.progress import RichReporter
-    from jmedbench.engine.run import predict_subjects, train_model, validate
-
-    validate(registry, cfg)
-    reporter = RichReporter(err_console)
+    reporter = RichReporter(err_console) if args.model else Reporter()
     try:
-        trained = train_model(registry, cfg, reporter)
-        masks: dict[str, list[np.ndarray]] = {}
-        for split, subjects in trained.dataset.splits.items():
-            if split == "unlabelled" or not subjects:
-                continue
-            masks[split] = predict_subjects(trained.model, [s.image for s in subjects],
-                                            cfg.eval.batch_size, trained.backend)
+        cohort = dataset_cohort(get_registry(), cfg, with_model=bool(args.model),
+                                splits=args.splits, stored_values=args.stored_values,
+                                reporter=reporter)
     finally:
         reporter.close()
-    return trained.dataset, masks
-
-
-def _reference_laws(dataset, subjects: list, offset: float
-                    ) -> dict[tuple[str, str], dict[str, float]]:
-    """What a measured cohort should recover, per sex x site, where the dataset knows it:
-    ``k_true``/``Z_true``, the least-squares line of the subjects' true BMDs (phantoms), and
-    ``k_law``/``Z_law``, the law the dataset declares it generated from
-    (``info["age_law_stored_values"]``, keys like "FN", in stored values HU + 1024)."""
-    from jmedbench.density.cohort import fit_age_line, normalise_sex
-
-    laws: dict[tuple[str, str], dict[str, float]] = {}
-    groups: dict[tuple[str, str], list] = {}
-    for s in subjects:
-        if s.true_bmd is not None and s.age is not None and s.sex is not None:
-            groups.setdefault((normalise_sex(s.sex), s.site or "-"), []).append(s)
-    for key, members in groups.items():
-        if len(members) >= 3:
-            line = fit_age_line([m.age for m in members], [m.true_bmd + offset for m in members])
-            laws.setdefault(key, {}).update({"k_true": line.k, "Z_true": line.Z})
-    declared = getattr(dataset, "info", {}).get("age_law_stored_values") or {}
-    for code, law in declared.items():
-        try:
-            key = (normalise_sex(code[0]), code[1:])
-            laws.setdefault(key, {}).update({
-                "k_law": float(law["k"]),
-                "Z_law": float(law["Z"]) - STORED_VALUE_OFFSET + offset})
-        except (KeyError, TypeError, ValueError, IndexError):
-            continue  # a dataset's own format we do not understand: nothing to compare
-    return laws
+    return cohort.result, cohort.title, {"left_out": cohort.left_out, "source": cohort.source,
+                                         "law": cohort.laws}
 
 
 def _print_cohort(result: CohortResult, title: str) -> None:

@@ -56,10 +56,12 @@ class Backend:
         return strategy
 
     def train(self, model: Any, strategy: Strategy, inputs: Any, labels: Any, cfg: Any,
-              seed: int, num_classes: int, reporter: Any = None,
+              seed: int, num_classes: int, reporter: Any = None, log_every: int = 50,
               on_log: Callable[[int, float], None] | None = None) -> Any:
         """Train ``model`` in place on (N, 1, H, W) torch inputs and (N, H, W) int64 torch
-        labels; returns a :class:`jmedbench.engine.train.TrainResult`."""
+        labels, calling ``on_log(step, mean_loss)`` every ``log_every`` steps (see
+        :class:`jmedbench.engine.train.LossLog`); returns a
+        :class:`jmedbench.engine.train.TrainResult`."""
         raise NotImplementedError
 
     def predict(self, model: Any, inputs: Any, batch_size: int = 16) -> np.ndarray:
@@ -70,7 +72,7 @@ class Backend:
         raise NotImplementedError
 
     def profile_model(self, registry: Any, name: str, **options: Any) -> dict[str, Any]:
-        """A ``jmedbench profile`` row (see :func:`jmedbench.profiling.profile_model`, whose
+        """A ``jmedbench profile`` row (see :func:`jmedbench.engine.profiling.profile_model`, whose
         keyword arguments it takes) measured in this backend; a backend other than torch adds
         the torch twin's times and the ratios, measured in the same run."""
         raise UserError(f"--backend {self.name}: this backend cannot be profiled")
@@ -86,10 +88,10 @@ class TorchBackend(Backend):
         torch.manual_seed(seed)
 
     def train(self, model, strategy, inputs, labels, cfg, seed, num_classes, reporter=None,
-              on_log=None):
+              log_every=50, on_log=None):
         from jmedbench.engine.train import train_supervised
         return train_supervised(model, strategy, inputs, labels, cfg, seed, num_classes,
-                                reporter, on_log=on_log)
+                                reporter, log_every=log_every, on_log=on_log)
 
     def predict(self, model, inputs, batch_size=16):
         from jmedbench.engine.train import predict

@@ -1,5 +1,5 @@
 """``jmedbench profile --model NAME|PATTERN``: what models cost on this machine (parameters,
-GFLOPs, latency, training throughput, training memory); see :mod:`jmedbench.profiling` for
+GFLOPs, latency, training throughput, training memory); see :mod:`jmedbench.engine.profiling` for
 exactly what each number measures."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from rich.table import Table
 from jmedbench.cli.common import (add_json_option, add_store_option, console, err_console,
                                   print_json)
 from jmedbench.errors import UserError
-from jmedbench.profiling import (DEFAULT_BATCH, DEFAULT_SIZE, profile_model, select_models,
+from jmedbench.engine.profiling import (DEFAULT_BATCH, DEFAULT_SIZE, profile_model, select_models,
                                  size_error, store_profile)
 from jmedbench.registry import get_registry
 from jmedbench.weights import add_weights_option

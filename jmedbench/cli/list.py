@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from jmedbench.cli.common import add_json_option, console, err_console, print_json
+from jmedbench.engine.build import default_parameter_count
 from jmedbench.registry import KINDS, get_registry
 
 
@@ -36,28 +37,21 @@ COLUMNS = {
 
 
 def spec_row(kind: str, spec: Any, registry) -> dict[str, Any]:
-    row = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)
+    row = {f.name: _plain(getattr(spec, f.name)) for f in dataclasses.fields(spec)
            if not callable(getattr(spec, f.name))}
     row["plugin"] = registry.owner(kind, spec.name, getattr(spec, "backend", None))
     if kind == "models":
         row["backends"] = registry.backends(spec.name)
-        row["params"] = default_params(spec)
+        row["params"] = default_parameter_count(spec)
     return row
 
 
-def default_params(spec: Any) -> int | None:
-    """Parameter count at the model's default options, built on torch's meta device (no memory,
-    no computation); None for a model that cannot be built there."""
-    if spec.backend != "torch":
-        return None
-    import torch
-
-    try:
-        with torch.device("meta"):
-            model = spec.factory(in_channels=1, num_classes=3, **spec.defaults)
-        return sum(p.numel() for p in model.parameters())
-    except Exception:  # a listing must never fail because one model cannot be built
-        return None
+def _plain(value: Any) -> Any:
+    """Spec fields as JSON has them: nested dataclasses (MetricSpec.columns) as dicts."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value] if any(dataclasses.is_dataclass(v) for v in value) \
+            else value
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
 
 
 def cmd_list(args) -> int:

@@ -11,13 +11,16 @@ dataset-scope metrics (BMD) read the HU of the corrupted images. Where a corrupt
 HU scale without recalibration (``density="not_applicable"``), the dataset metrics are ``None``
 with the reason, never a number.
 
-Summaries (Hendrycks & Dietterich 2019, with Dice as performance and 1 - Dice as error):
+Summaries (Hendrycks & Dietterich 2019), with the headline metric (the one a metric plugin
+marks ``headline``; Dice with the first-party metrics) as performance P and 1 - P as error.
+With Dice:
 
 - ``mpc_dice``: mean Dice over corruptions and severities (mean performance under corruption);
   ``rpc_dice = mpc_dice / clean Dice`` on the same subjects (relative performance);
   ``mpc_dice_<family>``, ``rpc_dice_<family>`` per family.
 - ``mce``: mean over corruptions of ``CE_c = sum_s (1 - Dice_{c,s}) / sum_s (1 - Dice^UNet_{c,s})``
-  where the reference is the UNet baseline (model ``unet``, strategy ``baseline``) scored under
+  where the reference is the reference model with the reference strategy (the ones their
+  plugins mark ``reference``: ``unet`` / ``baseline``) scored under
   the same protocol (dataset, profile, image size, severities, subjects) and found in the
   results store (same seed preferred, else the latest). The UNet baseline's own mCE is 1. With
   no such run, ``mce`` is ``None`` and ``details["robustness"]["mce"]["reason"]`` says why;
@@ -36,18 +39,20 @@ import numpy as np
 
 from jmedbench.config import RunConfig
 from jmedbench.data import Evaluation, Subject
+from jmedbench.engine.backends import get_backend
 from jmedbench.engine.evaluate import aggregate, dataset_metrics, image_metric_rows
+from jmedbench.engine.pipeline import predict_subjects
 from jmedbench.engine.progress import Reporter
 from jmedbench.errors import UnknownNameError, UserError
+from jmedbench.labels import NUM_CLASSES
 from jmedbench.registry import Registry, suggest
 from jmedbench.specs import CorruptionSpec
+from jmedbench.stats import finite_mean
 
 ALL = "all"
-BASELINE_MODEL, BASELINE_STRATEGY = "unet", "baseline"
 NOT_APPLICABLE = ("density not applicable: this corruption destroys the HU scale and no "
                   "recalibration from reference tissues can undo it (see the corruption's "
                   "description)")
-NUM_CLASSES = 3
 
 
 # -- choosing corruptions ----------------------------------------------------------------------
@@ -139,14 +144,16 @@ def evaluate_robustness(model: Any, evaluation: Evaluation, registry: Registry, 
     split with its predictions).
 
     Returns ``{"summary": flat metrics, ...details}``; the engine merges ``summary`` into the
-    run's metrics and stores the rest as ``details["robustness"]``. ``store`` is where the UNet
-    baseline is looked up for mCE; ``predict(model, images, batch_size)`` defaults to the
+    run's metrics and stores the rest as ``details["robustness"]``. ``store`` is where the
+    reference run is looked up for mCE; ``predict(model, images, batch_size)`` defaults to the
     engine's prediction with the run's backend.
     """
     reporter = reporter or Reporter()
     specs = resolve_corruptions(registry, cfg.eval.robustness)
     severities = check_severities(cfg.eval.severities, specs)
-    predict = predict or _engine_predict(registry, cfg)
+    if predict is None:
+        backend = get_backend(registry, cfg.backend)
+        predict = lambda model, images, size: predict_subjects(model, images, size, backend)
     count = cfg.eval.robustness_subjects or len(evaluation.subjects)
     subjects = evaluation.subjects[:count]
     clean_predictions = evaluation.predictions[:count]
@@ -154,8 +161,7 @@ def evaluate_robustness(model: Any, evaluation: Evaluation, registry: Registry, 
         raise UserError("robustness: the dataset has no test subjects to corrupt")
     image_metrics = [m for m in registry.specs("metrics") if m.scope == "image"]
     dataset_level = [m for m in registry.specs("metrics") if m.scope == "dataset"]
-    if not any(m.name == "dice" for m in image_metrics):
-        raise UserError("robustness needs the 'dice' image metric (jmedbench_metrics plugin)")
+    headline = registry.flagged("metrics", "headline").name
     warnings: list[str] = []
 
     clean_rows = image_metric_rows("test", subjects, clean_predictions, image_metrics, NUM_CLASSES)
@@ -199,8 +205,8 @@ def evaluate_robustness(model: Any, evaluation: Evaluation, registry: Registry, 
             reporter.advance("robustness", note=f"{spec.name} s{severity}")
     reporter.finish("robustness")
 
-    result = summarise(table, clean, specs, severities)
-    mce = compare_to_baseline(result["corruptions"], specs, cfg, store)
+    result = summarise(table, clean, specs, severities, headline)
+    mce = compare_to_baseline(result["corruptions"], specs, cfg, store, reference_entry(registry))
     result["summary"].update(mce.pop("summary"))
     result["mce"] = mce
     if mce.get("reason"):
@@ -210,16 +216,6 @@ def evaluate_robustness(model: Any, evaluation: Evaluation, registry: Registry, 
     result["table"] = table
     result["warnings"] = warnings
     return result
-
-
-def _engine_predict(registry: Registry, cfg: RunConfig):
-    from jmedbench.engine.run import predict_subjects
-    try:
-        from jmedbench.backends import get_backend
-    except ImportError:  # a core without backends: torch only
-        return lambda model, images, batch_size: predict_subjects(model, images, batch_size)
-    backend = get_backend(registry, cfg.backend)
-    return lambda model, images, batch_size: predict_subjects(model, images, batch_size, backend)
 
 
 def _compact(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -237,28 +233,29 @@ def protocol(cfg: RunConfig, specs: list[CorruptionSpec], severities: list[int],
 
 # -- summaries ---------------------------------------------------------------------------------
 def summarise(table: list[dict[str, Any]], clean: dict[str, Any], specs: list[CorruptionSpec],
-              severities: list[int]) -> dict[str, Any]:
-    """mPC / rPC overall and per family, CE per corruption, mean BMD errors under corruption."""
-    clean_dice = clean.get("dice")
+              severities: list[int], headline: str) -> dict[str, Any]:
+    """mPC / rPC of the ``headline`` metric overall and per family, CE per corruption, mean BMD
+    errors under corruption."""
+    clean_value = clean.get(headline)
     summary: dict[str, Any] = {}
     per_corruption: dict[str, dict[str, Any]] = {}
     for spec in specs:
         rows = [r for r in table if r["corruption"] == spec.name]
-        dice = [r["dice"] for r in rows]
+        values = [r[headline] for r in rows]
         per_corruption[spec.name] = {
             "family": spec.family, "density": spec.density, "geometric": spec.geometric,
-            "dice": dice, "severities": [r["severity"] for r in rows],
-            "mean_dice": _mean(dice),
-            "ce": float(np.sum([1.0 - d for d in dice])) if _finite(dice) else None}
+            headline: values, "severities": [r["severity"] for r in rows],
+            f"mean_{headline}": finite_mean(values),
+            "ce": float(np.sum([1.0 - v for v in values])) if _finite(values) else None}
 
     def performance(rows: list[dict[str, Any]], suffix: str) -> None:
-        mpc = _mean([r["dice"] for r in rows])
-        summary[f"mpc_dice{suffix}"] = mpc
-        summary[f"rpc_dice{suffix}"] = (mpc / clean_dice if mpc is not None and clean_dice
-                                        else None)
+        mpc = finite_mean([r[headline] for r in rows])
+        summary[f"mpc_{headline}{suffix}"] = mpc
+        summary[f"rpc_{headline}{suffix}"] = (mpc / clean_value if mpc is not None and clean_value
+                                              else None)
         for key in sorted({k for r in rows for k in r if k.endswith("_mae")}):
-            summary[f"mpc_{key}{suffix}"] = _mean([r.get(key) for r in rows
-                                                   if r["density"] != "not_applicable"])
+            summary[f"mpc_{key}{suffix}"] = finite_mean([r.get(key) for r in rows
+                                                         if r["density"] != "not_applicable"])
 
     performance(table, "")
     families = {}
@@ -267,38 +264,42 @@ def summarise(table: list[dict[str, Any]], clean: dict[str, Any], specs: list[Co
         performance(rows, f"_{family}")
         families[family] = {
             "corruptions": [s.name for s in specs if s.family == family],
-            "dice_by_severity": {str(v): _mean([r["dice"] for r in rows if r["severity"] == v])
-                                 for v in severities}}
+            f"{headline}_by_severity": {
+                str(v): finite_mean([r[headline] for r in rows if r["severity"] == v])
+                for v in severities}}
         for key in sorted({k for r in rows for k in r if k.endswith("_mae")}):
             families[family][f"{key}_by_severity"] = {
-                str(v): _mean([r.get(key) for r in rows if r["severity"] == v
-                               and r["density"] != "not_applicable"]) for v in severities}
+                str(v): finite_mean([r.get(key) for r in rows if r["severity"] == v
+                                     and r["density"] != "not_applicable"]) for v in severities}
     return {"summary": summary, "corruptions": per_corruption, "families": families,
-            "clean_dice": clean_dice}
+            f"clean_{headline}": clean_value}
 
 
 def _finite(values: list[Any]) -> bool:
     return bool(values) and all(v is not None and np.isfinite(v) for v in values)
 
 
-def _mean(values: list[Any]) -> float | None:
-    kept = [float(v) for v in values if v is not None and np.isfinite(v)]
-    return float(np.mean(kept)) if kept else None
+def reference_entry(registry: Registry) -> tuple[str, str]:
+    """(model, strategy) the mCE is relative to: the ones their plugins mark ``reference``."""
+    return (registry.flagged("models", "reference").name,
+            registry.flagged("strategies", "reference").name)
 
 
-# -- mCE against the UNet baseline -------------------------------------------------------------
+# -- mCE against the reference run -------------------------------------------------------------
 def compare_to_baseline(per_corruption: dict[str, dict[str, Any]], specs: list[CorruptionSpec],
-                        cfg: RunConfig, store: Any) -> dict[str, Any]:
-    """mCE (overall and per family) relative to the UNet baseline's corruption errors."""
+                        cfg: RunConfig, store: Any, reference_entry: tuple[str, str]
+                        ) -> dict[str, Any]:
+    """mCE (overall and per family) relative to the corruption errors of the reference
+    ``(model, strategy)`` (the UNet baseline with the first-party plugins)."""
     families = sorted({s.family for s in specs})
     empty = {"mce": None, **{f"mce_{f}": None for f in families}}
-    if cfg.model == BASELINE_MODEL and cfg.strategy == BASELINE_STRATEGY:
+    if (cfg.model, cfg.strategy) == reference_entry:
         reference = {name: row["ce"] for name, row in per_corruption.items()}
         source: dict[str, Any] = {"baseline_run": "this run",
-                                  "note": "this run is the UNet baseline: its mCE is 1 by "
-                                          "definition"}
+                                  "note": f"this run is the {'/'.join(reference_entry)} "
+                                          "reference: its mCE is 1 by definition"}
     else:
-        record, reason = find_baseline(store, cfg, list(per_corruption))
+        record, reason = find_baseline(store, cfg, list(per_corruption), reference_entry)
         if record is None:
             return {"summary": empty, "value": None, "baseline_run": None, "reason": reason}
         reference = {name: row.get("ce") for name, row in
@@ -324,11 +325,12 @@ def compare_to_baseline(per_corruption: dict[str, dict[str, Any]], specs: list[C
     return out
 
 
-def find_baseline(store: Any, cfg: RunConfig, corruptions: list[str]
-                  ) -> tuple[dict[str, Any] | None, str]:
-    """The completed UNet baseline run scored under the same robustness protocol (same seed
-    preferred, then the latest), or None and why not."""
-    what = (f"a completed '{BASELINE_MODEL}' / '{BASELINE_STRATEGY}' run on dataset "
+def find_baseline(store: Any, cfg: RunConfig, corruptions: list[str],
+                  reference_entry: tuple[str, str]) -> tuple[dict[str, Any] | None, str]:
+    """The completed run of the reference ``(model, strategy)`` scored under the same
+    robustness protocol (same seed preferred, then the latest), or None and why not."""
+    model, strategy = reference_entry
+    what = (f"a completed '{model}' / '{strategy}' run on dataset "
             f"'{cfg.dataset}' (profile {cfg.profile}, image size {cfg.data.image_size}, "
             f"severities {sorted(set(cfg.eval.severities))}, robustness_subjects "
             f"{cfg.eval.robustness_subjects}) scored under these corruptions")
@@ -337,8 +339,7 @@ def find_baseline(store: Any, cfg: RunConfig, corruptions: list[str]
     candidates = []
     for record in store.runs(status="completed"):
         if (record.get("model"), record.get("strategy"), record.get("dataset"),
-                record.get("profile")) != (BASELINE_MODEL, BASELINE_STRATEGY, cfg.dataset,
-                                           cfg.profile):
+                record.get("profile")) != (model, strategy, cfg.dataset, cfg.profile):
             continue
         robust = (record.get("details") or {}).get("robustness") or {}
         proto = robust.get("protocol") or {}
@@ -350,8 +351,8 @@ def find_baseline(store: Any, cfg: RunConfig, corruptions: list[str]
             continue
         candidates.append(record)
     if not candidates:
-        return None, (f"the store has no {what}: run `jmedbench run --model {BASELINE_MODEL} "
-                      f"--strategy {BASELINE_STRATEGY} --profile {cfg.profile} --robustness "
+        return None, (f"the store has no {what}: run `jmedbench run --model {model} "
+                      f"--strategy {strategy} --profile {cfg.profile} --robustness "
                       "...` first")
     candidates.sort(key=lambda r: (r.get("seed") == cfg.seed, r.get("created") or 0))
     return candidates[-1], ""

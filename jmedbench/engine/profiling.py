@@ -38,11 +38,14 @@ from typing import Any, Iterator
 import torch
 
 from jmedbench import provenance
-from jmedbench.engine.build import IN_CHANNELS, NUM_CLASSES, accepted_kwargs
+from jmedbench.engine.backends import get_backend
+from jmedbench.engine.build import instantiate_model
 from jmedbench.engine.train import dice_ce_loss
 from jmedbench.errors import UserError
+from jmedbench.labels import IN_CHANNELS, NUM_CLASSES
 from jmedbench.registry import Registry, suggest
 from jmedbench.specs import ModelSpec
+from jmedbench.weights import load_weights
 
 DEFAULT_SIZE = 256
 DEFAULT_BATCH = 4
@@ -139,10 +142,7 @@ def profile_model(registry: Registry, name: str, *, size: int = DEFAULT_SIZE,
                   repeats: int = 5, warmup: int = 2, memory: bool = True,
                   seed: int = 0) -> dict[str, Any]:
     """Profile one registered model; returns a flat dict with the keys of PROFILE_KEYS."""
-    from jmedbench.weights import load_weights
-
     if backend != "torch":  # measured by the backend, next to its torch twin in the same run
-        from jmedbench.backends import get_backend
         return get_backend(registry, backend).profile_model(
             registry, name, size=size, batch=batch, weights=weights, options=options,
             repeats=repeats, warmup=warmup, seed=seed)
@@ -150,13 +150,7 @@ def profile_model(registry: Registry, name: str, *, size: int = DEFAULT_SIZE,
     check_size(spec, size)
     if batch < 1:
         raise UserError(f"--batch {batch}: must be at least 1")
-    kwargs = dict(spec.defaults)
-    ok, rejected = accepted_kwargs(spec.factory, options or {})
-    if rejected:
-        raise UserError(f"model '{name}' does not accept option(s) {', '.join(rejected)}")
-    kwargs.update(ok)
-    torch.manual_seed(seed)
-    model = spec.factory(in_channels=IN_CHANNELS, num_classes=NUM_CLASSES, **kwargs)
+    model, kwargs = instantiate_model(spec, options, seed=seed)
     if weights:
         load_weights(model, weights, model_name=name)
 
