@@ -21,7 +21,8 @@ File layout (all tables optional)::
                 [model.<name>] options for one model
     [strategy]  options for the strategy parts (e.g. ssl_iterations)
     [train]     steps, batch_size, lr, weight_decay
-    [eval]      batch_size, robustness (corruption families), severities
+    [eval]      batch_size, robustness (corruption families), severities, datasets (scored
+                after training besides the run's own test and shift splits)
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ class EvalConfig:
     robustness: list[str] = field(default_factory=list)  # corruption families or names
     severities: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
     robustness_subjects: int = 0  # 0 = every test subject
+    # other datasets scored after training (transfer: another scanner, the user's own scans);
+    # their metrics are prefixed with eval_dataset_key(name)
+    datasets: list[str] = field(default_factory=list)
 
 
 @dataclass

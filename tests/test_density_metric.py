@@ -113,6 +113,26 @@ def test_empty_prediction_is_counted_as_failed(subjects):
     assert out["bmd_mae"] == 0.0
 
 
+def test_unmeasurable_subjects_are_failures_with_their_reasons_in_the_details(registry,
+                                                                             subjects):
+    """An empty cancellous prediction and one of three pixels (too few to fit): both count in
+    bmd_failed, the run goes on, and the details name each subject with its reason."""
+    predictions = [s.label.copy() for s in subjects]
+    predictions[0][predictions[0] == 2] = 0
+    keep = np.zeros(predictions[1].size, bool)
+    keep[np.flatnonzero(predictions[1].ravel() == 2)[:3]] = True
+    predictions[1][(predictions[1] == 2) & ~keep.reshape(predictions[1].shape)] = 0
+    details: dict = {}
+    metrics, problems = dataset_metrics(Evaluation(subjects, predictions),
+                                        [registry.metric("bmd")], prefix="shift_",
+                                        details=details)
+    assert problems == [] and metrics["shift_bmd_failed"] == 2
+    assert all(isinstance(v, float) for v in metrics.values())
+    failures = {f["subject"]: f["reason"] for f in details["shift_bmd_failures"]}
+    assert "no pixel with label 2" in failures[subjects[0].subject_id]
+    assert "only 3 pixels" in failures[subjects[1].subject_id]
+
+
 def test_true_bmd_is_recovered_from_the_ground_truth_mask():
     rng = np.random.default_rng(1)
     sharp = [make_subject(f"t{i}", mode, rng, size=96) for i, mode in

@@ -8,6 +8,7 @@ import pytest
 
 from jmedbench.config import build_config
 from jmedbench.engine.run import execute
+from conftest import SHARED_DATA
 from jmedbench.store import Store, clean_nan
 
 TINY = {"train.steps": 20, "data.image_size": 32}
@@ -112,3 +113,49 @@ def test_run_starts_from_given_weights(registry, tmp_path):
     save_weights(model, path)
     result = execute(registry, tiny_config(seed=2, weights=str(path)), Store(tmp_path / "s.sqlite"))
     assert result.metrics["dice"] >= 0
+
+
+def test_eval_dataset_is_scored_with_prefixed_metrics_and_no_training_subject(registry,
+                                                                              tmp_path):
+    """phantom-s holds the same people as phantom (imaged at the other site): those the model
+    trained or validated on are left out and said so; the rest are scored under its prefix."""
+    store = Store(tmp_path / "s.sqlite")
+    result = execute(registry, tiny_config(seed=2, **{"eval.datasets": ["phantom-s"]}), store)
+    metrics = store.get_run(result.run_id)["metrics"]
+    assert 0.0 <= metrics["phantom_s_dice"] <= 1.0 and metrics["phantom_s_images"] > 0
+    assert "phantom_s_bmd_subjects" in metrics
+    assert any("phantom-s: " in w and "left out" in w for w in result.warnings)
+    images = store.image_metrics(result.run_id)
+    assert sum(r["split"] == "eval:phantom_s" for r in images) == metrics["phantom_s_images"]
+    details = store.get_run(result.run_id)["details"]
+    assert details["eval_datasets"] == {"phantom_s": "phantom-s"}
+
+
+def test_eval_dataset_keys():
+    from jmedbench.engine.run import eval_dataset_key
+
+    assert eval_dataset_key("example") == "example"
+    assert eval_dataset_key("phantom-s") == "phantom_s"
+    assert eval_dataset_key("nifti:/data/My Scans/") == "nifti_my_scans"
+
+
+@pytest.mark.parametrize("value, message", [
+    ("exampel", "unknown dataset 'exampel': did you mean example"),
+    ("phantom", "--eval-dataset phantom: that is the training dataset"),
+    ("example,,phantom-s", "--eval-dataset 'example,,phantom-s': an empty name"),
+])
+def test_bad_eval_dataset_is_one_line_exit_2_and_nothing_stored(cli, tmp_path, value, message):
+    store = tmp_path / "s.sqlite"
+    out = cli("run", "--profile", "quick", "--eval-dataset", value, "--store", str(store))
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+    assert not store.exists() or Store(store).runs() == []
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "ct.nii.gz").is_file(),
+                    reason=f"shared example CT not found at {SHARED_DATA}")
+def test_eval_dataset_scores_the_real_example_ct(registry, tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    result = execute(registry, tiny_config(**{"eval.datasets": ["example"]}), store)
+    metrics = result.metrics
+    assert 0.0 <= metrics["example_dice_cancellous"] <= 1.0
+    assert metrics["example_bmd_subjects"] + metrics["example_bmd_failed"] == 1

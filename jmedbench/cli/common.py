@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
+from jmedbench.errors import UserError
 from jmedbench.store import clean_nan
 
 console = Console()
@@ -38,3 +39,14 @@ def fmt(value: Any, digits: int = 4) -> str:
             return "nan"
         return f"{value:.{digits}f}" if abs(value) < 1e4 else f"{value:.4g}"
     return str(value)
+
+
+def comma_list(text: str | None, option: str) -> list[str] | None:
+    """``a,b`` -> ["a", "b"]; None stays None (the option was not given). An empty item
+    (``a,,b``, a trailing comma) is a user error naming the option."""
+    if text is None:
+        return None
+    items = [item.strip() for item in text.split(",")]
+    if not all(items):
+        raise UserError(f"{option} {text!r}: an empty name in the comma-separated list")
+    return items

@@ -7,8 +7,8 @@ from typing import Any
 
 from rich.table import Table
 
-from jmedbench.cli.common import (add_json_option, add_store_option, console, err_console, fmt,
-                                  print_json)
+from jmedbench.cli.common import (add_json_option, add_store_option, comma_list, console,
+                                  err_console, fmt, print_json)
 from jmedbench.columns import table_columns
 from jmedbench.config import build_config
 from jmedbench.engine.progress import RichReporter
@@ -31,6 +31,9 @@ def register(sub) -> None:
     p.add_argument("--robustness", nargs="?", const="all", metavar="FAMILY,...",
                    help="also score under corruptions (all families, or a comma list)")
     add_weights_option(p)
+    p.add_argument("--eval-dataset", metavar="NAME,...",
+                   help="after training, also score these datasets (e.g. example or "
+                        "nifti:DIR, your own scans); their metrics are prefixed with the name")
     p.add_argument("--matrix-key", help=argparse.SUPPRESS)  # set by `jmedbench bench`
     add_store_option(p)
     add_json_option(p)
@@ -53,6 +56,7 @@ def cmd_run(args) -> int:
         "seed": args.seed, "backend": args.backend, "weights": args.weights,
         "train.steps": args.steps,
         "eval.robustness": (robustness or ["all"]) if robustness is not None else None,
+        "eval.datasets": comma_list(args.eval_dataset, "--eval-dataset"),
     })
     registry = get_registry()
     store = Store(args.store)

@@ -55,9 +55,13 @@ def aggregate(rows: list[tuple[str, str, int, dict[str, list[float]]]],
     return out
 
 
-def dataset_metrics(evaluation: Evaluation, metrics: list[MetricSpec], prefix: str = ""
-                    ) -> tuple[dict[str, float], list[str]]:
-    """Dataset-scope metrics (e.g. BMD agreement). A metric that fails is reported, not fatal."""
+def dataset_metrics(evaluation: Evaluation, metrics: list[MetricSpec], prefix: str = "",
+                    details: dict[str, Any] | None = None) -> tuple[dict[str, float], list[str]]:
+    """Dataset-scope metrics (e.g. BMD agreement). A metric that fails is reported, not fatal.
+
+    A metric's numbers are the metrics; anything else it returns (a list of per-subject
+    failures with their reasons, say) goes into ``details`` under the same prefixed key when a
+    dict is given, and is dropped otherwise."""
     out: dict[str, float] = {}
     problems: list[str] = []
     for metric in metrics:
@@ -66,5 +70,9 @@ def dataset_metrics(evaluation: Evaluation, metrics: list[MetricSpec], prefix: s
         except Exception as exc:  # one metric's failure must not lose the others
             problems.append(f"metric '{metric.name}' failed: {type(exc).__name__}: {exc}")
             continue
-        out.update({f"{prefix}{k}": v for k, v in values.items()})
+        for key, value in values.items():
+            if isinstance(value, (int, float, np.integer, np.floating)):
+                out[f"{prefix}{key}"] = value
+            elif details is not None:
+                details[f"{prefix}{key}"] = value
     return out, problems

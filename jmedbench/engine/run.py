@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -12,7 +14,7 @@ from jmedbench import provenance
 from jmedbench.config import RunConfig
 from jmedbench.data import Dataset, Evaluation
 from jmedbench.engine.backends import get_backend
-from jmedbench.engine.build import check_strategy_options
+from jmedbench.engine.build import build_dataset, check_strategy_options
 from jmedbench.engine.determinism import configure_threads
 from jmedbench.engine.evaluate import aggregate, dataset_metrics, image_metric_rows
 from jmedbench.engine.pipeline import Timer, predict_subjects, train_model
@@ -63,11 +65,54 @@ def validate(registry: Registry, cfg: RunConfig) -> None:
         read_state_dict(cfg.weights)  # a missing or corrupt file fails before anything runs
     if cfg.eval.robustness:  # corruption names and severities, before any training
         validate_robustness(registry, cfg)
+    keys: dict[str, str] = {}
+    for name in cfg.eval.datasets:
+        registry.dataset(name.partition(":")[0])
+        if name == cfg.dataset:
+            raise UserError(f"--eval-dataset {name}: that is the training dataset, whose test "
+                            f"and shift splits every run scores already")
+        key = eval_dataset_key(name)
+        if key in keys:
+            raise UserError(f"--eval-dataset: '{keys[key]}' and '{name}' would share the "
+                            f"metric prefix '{key}_'")
+        keys[key] = name
+
+
+def eval_dataset_key(name: str) -> str:
+    """The metric-key prefix of an evaluation dataset: its name, with a path argument by its
+    last component, lower case, anything but letters and digits as '_' (``example`` ->
+    ``example``, ``nifti:/data/My Scans/`` -> ``nifti_my_scans``)."""
+    base, _, argument = name.partition(":")
+    if argument:
+        base = f"{base}_{Path(argument.rstrip('/')).name or argument}"
+    return re.sub(r"[^0-9a-z]+", "_", base.lower()).strip("_")
+
+
+def evaluation_subjects(extra: Dataset, trained_on: Dataset) -> tuple[list, int]:
+    """The labelled subjects of ``extra`` (every split but ``unlabelled``) that the model did
+    not train or validate on, and how many were left out for that reason (datasets that share
+    people, as ``phantom`` and ``phantom-s`` do)."""
+    seen = {s.subject_id for split in ("train", "val", "unlabelled") if trained_on.has_split(split)
+            for s in trained_on.split(split)}
+    subjects, left_out, taken = [], 0, set()
+    for split, members in extra.splits.items():
+        if split == "unlabelled":
+            continue
+        for subject in members:
+            if subject.subject_id in seen:
+                left_out += 1
+            elif subject.subject_id not in taken:
+                taken.add(subject.subject_id)
+                subjects.append(subject)
+    return subjects, left_out
 
 
 def evaluate_split(model: Any, dataset: Dataset, split: str, registry: Registry,
-                   cfg: RunConfig, reporter: Reporter) -> tuple[list, dict[str, Any], Evaluation]:
-    subjects = dataset.split(split)
+                   cfg: RunConfig, reporter: Reporter, subjects: list | None = None,
+                   prefix: str | None = None) -> tuple[list, dict[str, Any], Evaluation]:
+    """Predict ``subjects`` (default: the dataset's ``split``) and score them; metric keys
+    get ``prefix`` (default: none for test, ``<split>_`` otherwise)."""
+    subjects = dataset.split(split) if subjects is None else subjects
     reporter.start(f"predict {split}", len(subjects))
     predictions = []
     for subject in subjects:
@@ -76,7 +121,8 @@ def evaluate_split(model: Any, dataset: Dataset, split: str, registry: Registry,
         reporter.advance(f"predict {split}")
     image_metrics = [m for m in registry.specs("metrics") if m.scope == "image"]
     rows = image_metric_rows(split, subjects, predictions, image_metrics, NUM_CLASSES)
-    prefix = "" if split == "test" else f"{split}_"
+    if prefix is None:
+        prefix = "" if split == "test" else f"{split}_"
     metrics = aggregate(rows, image_metrics, NUM_CLASSES, prefix=prefix)
     evaluation = Evaluation(subjects, predictions, context={"split": split})
     return rows, metrics, evaluation
@@ -88,11 +134,12 @@ def execute(registry: Registry, cfg: RunConfig, store: Store, reporter: Reporter
     stored; a failure after the run began is stored as ``failed`` with its error, then raised."""
     reporter = reporter or Reporter()
     validate(registry, cfg)
+    eval_sets = load_eval_datasets(registry, cfg)
     configure_threads()
     timer = Timer()
     run_id = store.begin_run(cfg.to_dict(), provenance.collect(registry), matrix_key=matrix_key)
     try:
-        result = _execute(registry, cfg, reporter, timer, run_id, store)
+        result = _execute(registry, cfg, reporter, timer, run_id, store, eval_sets)
     except BaseException as exc:
         message = f"{type(exc).__name__}: {exc}"
         if not isinstance(exc, (UserError, KeyboardInterrupt)):
@@ -107,8 +154,15 @@ def execute(registry: Registry, cfg: RunConfig, store: Store, reporter: Reporter
     return result
 
 
+def load_eval_datasets(registry: Registry, cfg: RunConfig) -> dict[str, Dataset]:
+    """The ``--eval-dataset`` datasets, built before the run begins: a missing file or a bad
+    option is a user error that stores nothing and trains nothing."""
+    return {name: build_dataset(registry, cfg, name) for name in cfg.eval.datasets}
+
+
 def _execute(registry: Registry, cfg: RunConfig, reporter: Reporter, timer: Timer,
-             run_id: str, store: Store | None = None) -> RunResult:
+             run_id: str, store: Store | None = None,
+             eval_sets: dict[str, Dataset] | None = None) -> RunResult:
     done = train_model(registry, cfg, reporter, timer)
     model, dataset, strategy, backend, trained = (done.model, done.dataset, done.strategy,
                                                   done.backend, done.result)
@@ -135,9 +189,27 @@ def _execute(registry: Registry, cfg: RunConfig, reporter: Reporter, timer: Time
             metrics.update(split_metrics)
             evaluations[split] = evaluation
             prefix = "" if split == "test" else f"{split}_"
-            extra, problems = dataset_metrics(evaluation, dataset_level, prefix)
+            extra, problems = dataset_metrics(evaluation, dataset_level, prefix, details)
             metrics.update(extra)
             warnings += problems
+        for name, extra_dataset in (eval_sets or {}).items():
+            key = eval_dataset_key(name)
+            subjects, left_out = evaluation_subjects(extra_dataset, dataset)
+            if left_out:
+                warnings.append(f"--eval-dataset {name}: {left_out} subject(s) left out, the "
+                                f"model trained or validated on them")
+            if not subjects:
+                warnings.append(f"--eval-dataset {name}: no labelled subject to score")
+                continue
+            split_rows, split_metrics, evaluation = evaluate_split(
+                model, dataset, f"eval:{key}", registry, cfg, reporter, subjects=subjects,
+                prefix=f"{key}_")
+            rows += split_rows
+            metrics.update(split_metrics)
+            extra, problems = dataset_metrics(evaluation, dataset_level, f"{key}_", details)
+            metrics.update(extra)
+            warnings += [f"--eval-dataset {name}: {p}" for p in problems]
+        details["eval_datasets"] = {eval_dataset_key(n): n for n in cfg.eval.datasets}
     if cfg.eval.robustness:
         with timer.stage("robustness"):
             robust = evaluate_robustness(model, evaluations["test"], registry, cfg, reporter,

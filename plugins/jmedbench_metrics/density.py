@@ -8,7 +8,8 @@ the subjects (errors are predicted minus reference, in HU):
 
     bmd_subjects          subjects with both BMDs
     bmd_failed            subjects whose predicted mask has no cancellous pixel, or whose
-                          values cannot be fitted: counted here, never silently dropped
+                          values cannot be fitted: counted here, never silently dropped;
+                          ``bmd_failures`` (in the run's details) names each with its reason
     bmd_reference_missing subjects whose ground-truth mask has no cancellous pixel (skipped)
     bmd_warned            predicted-mask BMDs that carry a warning (leak, poor fit, ...)
     bmd_mae, bmd_bias     mean absolute error and mean error against the ground-truth mask
@@ -104,7 +105,7 @@ def subject_bmds(evaluation: Evaluation) -> list[dict[str, Any]]:
             result = bmd_from_mask(image, prediction, CANCELLOUS_LABEL)
             row["predicted"] = result.bmd_hu
             row["warnings"] = result.warnings
-        except (EmptyMaskError, UserError) as exc:
+        except (EmptyMaskError, UserError) as exc:  # the fit raises nothing else
             row["predicted_error"] = str(exc)
         rows.append(row)
     return rows
@@ -130,8 +131,9 @@ def slope_error(rows: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
-def bmd_agreement(evaluation: Evaluation) -> dict[str, float]:
-    """The dataset-scope metric (see the module docstring for every key)."""
+def bmd_agreement(evaluation: Evaluation) -> dict[str, Any]:
+    """The dataset-scope metric (see the module docstring for every key); ``bmd_failures`` is
+    the one non-number: [{subject, reason}] for every subject in ``bmd_failed``."""
     rows = subject_bmds(evaluation)
     both = [r for r in rows if "predicted" in r and "reference" in r]
     predicted = np.array([r["predicted"] for r in both], dtype=np.float64)
@@ -157,4 +159,10 @@ def bmd_agreement(evaluation: Evaluation) -> dict[str, float]:
         out["bmd_true_bias"] = float((pred_t - truth).mean())
         out["bmd_reference_true_mae"] = float(np.abs(ref_t - truth).mean())
     out.update(slope_error(rows))
-    return {k: (v if math.isfinite(v) else float("nan")) for k, v in out.items()}
+    result: dict[str, Any] = {k: (v if math.isfinite(v) else float("nan"))
+                              for k, v in out.items()}
+    failures = [{"subject": r["subject"], "reason": r["predicted_error"]}
+                for r in rows if "reference" in r and "predicted" not in r]
+    if failures:
+        result["bmd_failures"] = failures
+    return result
