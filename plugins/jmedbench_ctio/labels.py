@@ -1,6 +1,6 @@
 """Vertebra label maps -> per-slice cortical / cancellous labels of the L1 and L2 bodies.
 
-numpy and scipy only (no jmedbench import), so the logic can be reused and tested on its own.
+numpy and scipy, and the shared cortical/cancellous rule of :mod:`jmedbench.cancellous`.
 Mistakes in the input raise :class:`LabelMapError` (a ValueError); callers add the file name.
 
 Conventions (label value of each vertebra in a multi-label map):
@@ -22,7 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-CANCELLOUS, CORTICAL = 2, 1
+from jmedbench.cancellous import CANCELLOUS, CORTICAL  # noqa: F401 (re-exported)
+from jmedbench.cancellous import DEFAULT_EROSION_MM  # noqa: F401 (re-exported)
+from jmedbench.cancellous import split_body as shared_split_body
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,6 @@ CONVENTIONS = {c.name: c for c in (VERSE, TOTALSEGMENTATOR)}
 TOTALSEG_VERTEBRA_RANGE = (29, 50)  # L3 .. C1 in TotalSegmentator v2, unused by VerSe
 
 # Defaults, explained in docs/datasets.md.
-DEFAULT_EROSION_MM = 2.0
 # Posterior elements (pedicles, laminae, processes) are 5-10 mm thick, a lumbar body 30-50 mm
 # across: an opening of this radius keeps the body and cuts the thin bony arches off it.
 DEFAULT_OPENING_MM = 5.0
@@ -130,30 +131,11 @@ def body_by_opening(vertebra: np.ndarray, pixel_mm: tuple[float, float],
 
 def split_body(body: np.ndarray, pixel_mm: tuple[float, float],
                erosion_mm: float = DEFAULT_EROSION_MM) -> np.ndarray:
-    """Cortical (1) and cancellous (2) labels of one vertebral body on one axial slice.
-
-    Cancellous = body pixels whose centre lies deeper than ``erosion_mm`` inside the body
-    outline, measured in mm with an exact Euclidean distance transform that knows the pixel
-    size (``pixel_mm`` = (row, column) spacing). The outline sits half a pixel outside the
-    centres of the outermost pixels, hence the half-pixel correction. The outermost ring of
-    pixels is cortical whatever ``erosion_mm`` (at the edge a pixel mixes bone and soft tissue).
-    Cortical = body minus cancellous.
-    """
-    if erosion_mm <= 0:
+    """Cortical (1) and cancellous (2) labels of one vertebral body on one axial slice: the
+    project's one rule, :func:`jmedbench.cancellous.split_body` (the phantom uses it too)."""
+    if not erosion_mm > 0:
         raise LabelMapError(f"erosion_mm must be > 0, got {erosion_mm}")
-    body = np.asarray(body, dtype=bool)
-    out = np.zeros(body.shape, np.uint8)
-    if not body.any():
-        return out
-    # Pad so that a body touching the image edge is still measured from its outline.
-    padded = np.pad(body, 1)
-    depth = ndimage.distance_transform_edt(padded, sampling=pixel_mm)[1:-1, 1:-1]
-    half_pixel = 0.5 * min(pixel_mm)
-    outline = body & ~ndimage.binary_erosion(padded)[1:-1, 1:-1]
-    cancellous = body & (depth > erosion_mm + half_pixel) & ~outline
-    out[body] = CORTICAL
-    out[cancellous] = CANCELLOUS
-    return out
+    return shared_split_body(body, pixel_mm, erosion_mm)
 
 
 def split_bodies(bodies: dict[str, np.ndarray], pixel_mm: tuple[float, float],
