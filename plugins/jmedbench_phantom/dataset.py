@@ -14,6 +14,9 @@ import math
 from typing import Callable
 
 import numpy as np
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeElapsedColumn)
 from scipy.ndimage import gaussian_filter
 
 from jmedbench.cancellous import DEFAULT_EROSION_MM, bodies_from_fractions, split_bodies_2d
@@ -21,6 +24,7 @@ from jmedbench.data import Dataset, Subject
 from jmedbench.density.johnsonsu import fit_johnson_su
 from jmedbench.errors import UserError
 
+from jmedbench_phantom import cache
 from jmedbench_phantom.anatomy import Anatomy, draw_anatomy
 from jmedbench_phantom.canvas import Canvas
 from jmedbench_phantom.cohort import (AGE_LAW, DEFAULT_BMD_SCATTER_HU, SITES, Person, Site,
@@ -33,6 +37,7 @@ from jmedbench_phantom.vertebra import VertebraPainter
 
 SITE_CODES = {"N": 1, "S": 2}
 HU_LIMITS = (-1024.0, 3071.0)
+PROGRESS_FROM = 12  # subjects: below this a progress bar would only flicker
 
 
 def subject_rng(seed: int, site: str, index: int) -> np.random.Generator:
@@ -87,11 +92,12 @@ BMD_TOLERANCE_HU = 0.25
 """The fitted mode of a subject's labelled cancellous pixels lies this close to its true BMD."""
 
 
-def _cancellous_fit(values: np.ndarray):
+def _cancellous_mode(values: np.ndarray):
+    """(fit, mode) of the project's Johnson-Su fit; the mode is NaN when the fit is degenerate
+    (a handful of pixels at 64 x 64 with few slices)."""
     fit = fit_johnson_su(values)
-    if not (fit.converged and np.isfinite(fit.mode)):
-        raise RuntimeError("Johnson-Su fit of a phantom subject's cancellous pixels failed")
-    return fit
+    mode = float(fit.mode)
+    return fit, (mode if np.isfinite(mode) else float("nan"))
 
 
 def set_cancellous_mode(images: np.ndarray, cancellous: np.ndarray, true_bmd: float
@@ -108,15 +114,15 @@ def set_cancellous_mode(images: np.ndarray, cancellous: np.ndarray, true_bmd: fl
             taper = gaussian_filter(cancellous[s].astype(np.float32), 1.0)
             weight[s] = np.maximum(np.minimum(taper * 2.0, 1.0), cancellous[s])
     imaged = images.astype(np.float64)
-    fit = _cancellous_fit(imaged[cancellous])
-    imaged_mode = float(fit.mode)
-    offset = true_bmd - imaged_mode
-    for _ in range(4):  # rounding moves the mode a little: correct it
+    fit, imaged_mode = _cancellous_mode(imaged[cancellous])
+    start = imaged_mode if np.isfinite(imaged_mode) else float(np.median(imaged[cancellous]))
+    offset = true_bmd - start
+    for _ in range(6):  # rounding moves the mode a little: correct it
         np.rint(imaged + offset * weight, out=images)
-        fit = _cancellous_fit(images[cancellous])
-        if abs(fit.mode - true_bmd) <= BMD_TOLERANCE_HU:
+        fit, mode = _cancellous_mode(images[cancellous])
+        if not np.isfinite(mode) or abs(mode - true_bmd) <= BMD_TOLERANCE_HU:
             break
-        offset += true_bmd - float(fit.mode)
+        offset += true_bmd - mode
     return fit, offset, imaged_mode
 
 
@@ -189,6 +195,9 @@ def render_subject(person: Person, site: Site, size: int, n_slices: int, banks: 
         "imaged_cancellous_iqr_hu": round(imaged_iqr, 1),
         "imaged_cancellous_mode_hu": round(imaged_mode, 1),
         "mode_offset_hu": round(offset, 2),
+        # the benchmark's BMD of the ground-truth mask (equal to true_bmd within
+        # BMD_TOLERANCE_HU unless the fit is degenerate: very few cancellous pixels)
+        "fitted_bmd_hu": round(float(fit.mode), 3),
         **anat.facts,
     }
     return Subject(person.subject_id, images, labels, (site.slice_mm, pixel, pixel), site=site.code,
@@ -199,6 +208,35 @@ def _check(name: str, value, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise UserError(f"[data.phantom] {name} must be an integer >= {minimum}, got {value!r}")
     return value
+
+
+def _fill_splits(plan, splits, seed, image_size, slices_per_subject, bmd_scatter_hu,
+                 erosion_mm, cache_dir, banks, progress, task) -> None:
+    """Render (or read from the cache) every subject of the plan into ``splits``."""
+    for split, site_code, first, count in plan:
+        if count == 0 and split == "unlabelled":
+            continue
+        site = SITES[site_code]
+        subjects = []
+        for index in range(first, first + count):
+            key = cache.subject_key(seed=seed, site=site_code, index=index,
+                                    image_size=image_size, slices=slices_per_subject,
+                                    bmd_scatter_hu=float(bmd_scatter_hu),
+                                    erosion_mm=float(erosion_mm))
+            subject = cache.load(cache_dir, key) if cache_dir else None
+            if subject is None:
+                if site_code not in banks:
+                    banks[site_code] = SiteBanks(seed, site, image_size)
+                rng = subject_rng(seed, site_code, index)
+                person = draw_person(rng, subject_id(site_code, index), site_code,
+                                     float(bmd_scatter_hu))
+                subject = render_subject(person, site, image_size, slices_per_subject,
+                                         banks[site_code], rng, float(erosion_mm))
+                if cache_dir:
+                    cache.save(cache_dir, key, subject)
+            subjects.append(subject)
+            progress.advance(task)
+        splits[split] = subjects
 
 
 def make_phantom_dataset(seed: int = 0, image_size: int = 128, train_subjects: int = 16,
@@ -235,20 +273,15 @@ def make_phantom_dataset(seed: int = 0, image_size: int = 128, train_subjects: i
     plan.append(("shift", shift_site, 0, shift_subjects))
 
     splits: dict[str, list[Subject]] = {}
-    for split, site_code, first, count in plan:
-        if count == 0 and split == "unlabelled":
-            continue
-        site = SITES[site_code]
-        if site_code not in banks:
-            banks[site_code] = SiteBanks(seed, site, image_size)
-        subjects = []
-        for index in range(first, first + count):
-            rng = subject_rng(seed, site_code, index)
-            person = draw_person(rng, subject_id(site_code, index), site_code,
-                                 float(bmd_scatter_hu))
-            subjects.append(render_subject(person, site, image_size, slices_per_subject,
-                                           banks[site_code], rng, float(erosion_mm)))
-        splits[split] = subjects
+    cache_dir = cache.cache_root()
+    total = sum(count for split, _, _, count in plan)
+    with Progress(TextColumn("[bold]phantom subjects"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+                  disable=total < PROGRESS_FROM) as progress:
+        task = progress.add_task("phantom", total=total)
+        _fill_splits(plan, splits, seed, image_size, slices_per_subject, bmd_scatter_hu,
+                     erosion_mm, cache_dir, banks, progress, task)
+    name = "phantom" if train_site == "N" else f"phantom-{train_site.lower()}"
     name = "phantom" if train_site == "N" else f"phantom-{train_site.lower()}"
     info = {
         "seed": seed, "image_size": image_size, "train_site": train_site,
