@@ -45,10 +45,13 @@ def bmd_or_nan(image: np.ndarray, mask: np.ndarray) -> float:
         return math.nan
 
 
-def score(model, subjects, batch_size: int, backend) -> list[dict]:
+def score(model, subjects, batch_size: int, backend, predictions: dict | None = None
+          ) -> list[dict]:
     rows = []
     for subject in subjects:
         prediction = predict_subjects(model, [subject.image], batch_size, backend)[0]
+        if predictions is not None:
+            predictions[subject.subject_id] = (subject, prediction)
         reference_bmd = bmd_or_nan(subject.image, subject.label)
         predicted_bmd = bmd_or_nan(subject.image, prediction)
         rows.append({"subject": subject.subject_id,
@@ -60,6 +63,33 @@ def score(model, subjects, batch_size: int, backend) -> list[dict]:
     return rows
 
 
+def draw_montage(shown: dict, path: str, per_subject: int = 8) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = []
+    for subject, prediction in shown.values():
+        picks = np.linspace(0, subject.n_slices - 1, per_subject).round().astype(int)
+        rows += [(subject, prediction, i) for i in picks]
+    cols = 4
+    n = int(math.ceil(len(rows) / cols))
+    fig, axes = plt.subplots(n, 2 * cols, figsize=(4 * cols, 2.1 * n), squeeze=False)
+    for k, (subject, prediction, i) in enumerate(rows):
+        for j, mask in enumerate((subject.label[i], prediction[i])):
+            ax = axes[k // cols, 2 * (k % cols) + j]
+            ax.imshow(subject.image[i], cmap="gray", vmin=-250, vmax=1250)
+            if mask.any():
+                ax.contour(mask, levels=[0.5, 1.5], colors=["red", "lime"], linewidths=0.5)
+            ax.set_title(f"{subject.subject_id} {i} {'ref' if j == 0 else 'pred'}", fontsize=6)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="default")
@@ -69,6 +99,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, help="training steps (default: the profile's)")
     parser.add_argument("--json", metavar="OUT", help="also write the rows as JSON")
+    parser.add_argument("--montage", metavar="PNG",
+                        help="also draw the real subjects' slices with reference (left) and "
+                             "predicted (right) outlines")
     args = parser.parse_args()
     console = Console()
     registry = get_registry()
@@ -83,6 +116,7 @@ def main() -> None:
         reporter.close()
     train_seconds = time.perf_counter() - start
     results: dict[str, list[dict]] = {}
+    shown: dict = {}
     batch = cfg.eval.batch_size
     results[f"{cfg.dataset} test"] = score(trained.model, trained.dataset.split("test"), batch,
                                            trained.backend)
@@ -91,7 +125,7 @@ def main() -> None:
         real = build_dataset(registry, real_cfg)
         split = "test" if real.has_split("test") else next(iter(real.splits))
         results[f"{name} {split}"] = score(trained.model, real.split(split), batch,
-                                           trained.backend)
+                                           trained.backend, shown)
 
     table = Table(title=f"{args.model} / {args.strategy}, profile {args.profile}, seed "
                         f"{args.seed}: trained {train_seconds:.0f} s on the phantom")
@@ -107,6 +141,9 @@ def main() -> None:
                       f"{np.nanmean([r['bmd_predicted_hu'] for r in rows]):.1f}",
                       f"{np.nanmean(errors):.2f}" if np.isfinite(errors).any() else "n/a")
     console.print(table)
+    if args.montage and shown:
+        draw_montage(shown, args.montage)
+        console.print(f"montage: {args.montage}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"profile": args.profile, "model": args.model, "strategy": args.strategy,

@@ -151,8 +151,8 @@ def draw_anatomy(rng: np.random.Generator, person: Person, site: Site) -> Anatom
     h1 = u(24.0, 28.0) * (1.0 if male else 0.95)
     h2 = h1 * u(1.0, 1.06)
     d01, d12, d23 = (u(6.0, 9.0), u(7.0, 11.0) - 1.5 * age_f, u(8.0, 12.0) - 1.5 * age_f)
-    rx1 = u(20.5, 24.0) if male else u(18.5, 21.5)
-    ry1 = u(16.5, 19.5) if male else u(15.0, 18.0)
+    rx1 = u(21.5, 25.0) if male else u(19.5, 23.0)
+    ry1 = u(17.5, 20.5) if male else u(16.0, 19.0)
     power, dent, waist = u(2.1, 2.8), u(1.5, 4.0), u(0.03, 0.08)
     # Ritzel et al. 1997: the vertebral shell is 0.2-0.5 mm of compact bone, thicker
     # where it carries load; as a partial-volume equivalent 0.3-1 mm, thinning with age.
@@ -261,6 +261,6 @@ def draw_anatomy(rng: np.random.Generator, person: Person, site: Site) -> Anatom
              "cortical_bone_hu": round(hu["cortex"], 1), "marrow_hu": round(hu["bone_marrow"], 1),
              "bone_volume_fraction": round(l1.bvtv, 4), "fractures": fractures,
              "schmorl_nodes": len(l1.schmorl) + len(l2.schmorl),
-             "endplate_mm": round(l1.endplate, 2)}
+             "endplate_mm": round(l1.endplate, 2), "sleeve_mm": round(u(2.5, 6.0), 2)}
     return Anatomy([l1, l2], discs, spine, hu, body_outline, aorta, plaques, ivc, kidneys, bowel,
                    ribs, osteophytes, islands, vacuum, facts)

@@ -85,7 +85,14 @@ def slice_positions(rng: np.random.Generator, anat: Anatomy, n: int) -> np.ndarr
     (_, d0_top, d0_bottom), _, (_, d2_top, d2_bottom) = anat.discs
     start = d0_bottom - rng.uniform(-3.0, 0.8 * (d0_bottom - d0_top))
     stop = d2_top + rng.uniform(-3.0, 0.8 * (d2_bottom - d2_top))
-    return start + (np.arange(n) + 0.5) * (stop - start) / n
+    centres = start + (np.arange(n) + 0.5) * (stop - start) / n
+    # Every subject needs cancellous bone for its BMD: with very few slices, make sure one
+    # lies in the middle of a body (the slice nearest to one is moved there).
+    middles = [(b.top + 0.3 * b.height, b.top + 0.7 * b.height) for b in anat.bodies]
+    if not any(lo <= z <= hi for z in centres for lo, hi in middles):
+        target = anat.bodies[0].top + 0.5 * anat.bodies[0].height
+        centres[int(np.argmin(np.abs(centres - target)))] = target
+    return centres
 
 
 BMD_TOLERANCE_HU = 0.25

@@ -82,6 +82,13 @@ class SubjectRenderer:
         for side in (-1, 1):  # erector spinae and multifidus
             x, y = sp.to_image(0.0, side * (sp.canal_w + 14.0), back)
             paint(img, canvas.ellipse(x, y, 21.0, 19.0, sp.angle), hu["muscle"])
+        # Around the bodies: anterior longitudinal ligament, diaphragmatic crura, segmental
+        # vessels and the psoas origins, a sleeve of soft tissue a few mm thick (real bodies are
+        # seldom bare against fat).
+        b, sleeve = anat.bodies[1], anat.facts.get("sleeve_mm", 4.0)
+        x, y = sp.to_image(0.5 * sum(anat.span), 0.0, 0.0)
+        paint(img, superellipse(canvas, x, y, b.rx + sleeve, b.ry + 0.8 * sleeve, b.power,
+                                0.0, sp.angle), hu["muscle"])
         self._draw_vessels(img)
         return img
 
