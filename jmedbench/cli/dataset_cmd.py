@@ -281,10 +281,12 @@ def cmd_compare(args) -> int:
         if not out.parent.is_dir():
             raise UserError(f"--out {out}: folder {out.parent} does not exist")
     registry = get_registry()
+    configs = [build_config(args.profile, args.config, {"dataset": name, "seed": args.seed})
+               for name in args.names]
+    for cfg in configs:  # every name is checked before any dataset is built
+        registry.dataset(cfg.dataset.partition(":")[0])
     datasets, stats = [], []
-    for name in args.names:
-        cfg = build_config(args.profile, args.config, {"dataset": name, "seed": args.seed})
-        registry.dataset(cfg.dataset.partition(":")[0])  # an unknown name fails first
+    for name, cfg in zip(args.names, configs):
         if not args.json:
             err_console.print(f"building and measuring dataset '{name}' ...", highlight=False)
         dataset = build_dataset(registry, cfg)
