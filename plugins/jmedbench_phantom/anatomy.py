@@ -172,7 +172,7 @@ def draw_anatomy(rng: np.random.Generator, person: Person, site: Site) -> Anatom
     fatty = 12.0 * age_f * u(0.0, 1.0)  # fatty infiltration of muscle with age
     hu.update(fat=u(-110.0, -85.0), subcutaneous=u(-115.0, -90.0), skin=u(20.0, 50.0),
               muscle=u(45.0, 58.0) - fatty, disc_annulus=u(90.0, 120.0),
-              disc_nucleus=u(60.0, 90.0), posterior_bone=u(1200.0, 1600.0),
+              disc_nucleus=u(60.0, 90.0), posterior_bone=u(1000.0, 1500.0),
               marrow=u(160.0, 280.0), rib_bone=u(1200.0, 1500.0), sac=u(5.0, 25.0),
               bowel_wall=u(30.0, 60.0), table=u(120.0, 250.0),
               cortex=u(1200.0, 1700.0))  # compact bone of shell and endplates, before blur
@@ -261,6 +261,6 @@ def draw_anatomy(rng: np.random.Generator, person: Person, site: Site) -> Anatom
              "cortical_bone_hu": round(hu["cortex"], 1), "marrow_hu": round(hu["bone_marrow"], 1),
              "bone_volume_fraction": round(l1.bvtv, 4), "fractures": fractures,
              "schmorl_nodes": len(l1.schmorl) + len(l2.schmorl),
-             "endplate_mm": round(l1.endplate, 2), "sleeve_mm": round(u(2.5, 6.0), 2)}
+             "endplate_mm": round(l1.endplate, 2), "sleeve_mm": round(u(1.5, 5.0), 2)}
     return Anatomy([l1, l2], discs, spine, hu, body_outline, aorta, plaques, ivc, kidneys, bowel,
                    ribs, osteophytes, islands, vacuum, facts)

@@ -23,8 +23,8 @@ from jmedbench_phantom.anatomy import Anatomy
 from jmedbench_phantom.canvas import Canvas, Layer, Stamp, paint, paint_ring
 
 
-POSTERIOR_WALL_MM = 1.0
-"""Cortex of the posterior elements and ribs: thicker than the body's shell (1-1.5 mm)."""
+POSTERIOR_WALL_MM = 0.8
+"""Cortex of the posterior elements and ribs: thicker than the body's shell."""
 
 
 def superellipse(canvas: Canvas, cx: float, cy: float, rx: float, ry: float, power: float,
