@@ -202,8 +202,8 @@ class SubjectRenderer:
             for side in (-1, 1):
                 tl = sp.transverse_len
                 x, y = at(side * (sp.canal_w + 4.0 + tl / 2), vc - 1.0)
-                paint_ring(layer, canvas, x, y, tl / 2 + 2.0, 4.0, a - side * 0.15, POSTERIOR_WALL_MM, bone,
-                           marrow)
+                paint_ring(layer, canvas, x, y, tl / 2 + 2.0, 4.0, a - side * 0.15,
+                           POSTERIOR_WALL_MM, bone, marrow)
         elif element == "pedicles":
             for side in (-1, 1):
                 x, y = at(side * (sp.canal_w + 2.5), back_wall + 0.9 * sp.canal_h)
@@ -280,8 +280,8 @@ class SubjectRenderer:
             layer = self._layer
             hu = self.anat.hu
             x, y = self.ref[0] + side * dx, self.ref[1] + dy
-            paint_ring(layer, self.canvas, x, y, 7.0, 4.5, side * -0.7, POSTERIOR_WALL_MM, hu["rib_bone"],
-                       hu["marrow"])
+            paint_ring(layer, self.canvas, x, y, 7.0, 4.5, side * -0.7, POSTERIOR_WALL_MM,
+                       hu["rib_bone"], hu["marrow"])
             self._stamps[key] = layer.stamp()
         return self._stamps[key]
 
