@@ -33,6 +33,20 @@ def isolated_store(tmp_path, monkeypatch):
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def isolated_cache(tmp_path_factory):
+    """Rendered datasets are cached in this session's own folder, never the user's (the CLI
+    subprocesses inherit it)."""
+    path = tmp_path_factory.mktemp("jmedbench-cache")
+    previous = os.environ.get("JMEDBENCH_CACHE")
+    os.environ["JMEDBENCH_CACHE"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("JMEDBENCH_CACHE", None)
+    else:
+        os.environ["JMEDBENCH_CACHE"] = previous
+
+
 @pytest.fixture(scope="session")
 def registry():
     from jmedbench.registry import get_registry

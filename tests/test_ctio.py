@@ -23,7 +23,8 @@ from jmedbench.config import build_config
 from jmedbench.engine.build import build_dataset
 from jmedbench.errors import UserError
 from jmedbench.volumes import load_volume, read_dicom_series, read_nifti_labels, read_volume
-from jmedbench_ctio.labels import (TOTALSEGMENTATOR, VERSE, LabelMapError, body_by_opening,
+from jmedbench_ctio.labels import (TOTALSEGMENTATOR, VERSE, LabelMapError, body_by_canal,
+                                   body_by_opening,
                                    detect_convention, l1l2_labels, resolve_convention,
                                    split_body)
 
@@ -359,6 +360,64 @@ def test_body_by_opening_cuts_posterior_elements():
     assert not found[2].any()
 
 
+TPTBOX = SHARED_DATA.parent / "real_vertebrae" / "tptbox_l3"
+needs_tptbox = pytest.mark.skipif(not (TPTBOX / "sub-ct_label-22_ct.nii.gz").is_file(),
+                                  reason=f"real vertebra sample not found at {TPTBOX}")
+
+
+def _dice(a, b):
+    return 2 * (a & b).sum() / (a.sum() + b.sum())
+
+
+@needs_tptbox
+def test_body_by_canal_matches_the_manual_body_of_a_real_l3():
+    """A real L3 (1.5 mm, TPTBox sample) whose subregion map marks its body (49 border,
+    50 interior): the body found in front of the spinal canal agrees with it."""
+    ct = read_volume(TPTBOX / "sub-ct_label-22_ct.nii.gz")
+    vertebra = read_nifti_labels(TPTBOX / "sub-ct_seg-vert_label-22_msk.nii.gz", ct) == 22
+    subregions = read_nifti_labels(TPTBOX / "sub-ct_seg-subreg_label-22_msk.nii.gz", ct)
+    reference = vertebra & np.isin(subregions, [49, 50])
+    pixel = (ct.spacing[1], ct.spacing[2])
+    found = body_by_canal(vertebra, pixel)
+    assert found is not None
+    dice = _dice(found, reference)
+    print(f"body by canal vs manual body: Dice {dice:.4f}; "
+          f"by opening {_dice(body_by_opening(vertebra, pixel), reference):.4f}")
+    assert dice >= 0.90
+    # the posterior elements (41-48) stay out of the body
+    assert (found & np.isin(subregions, range(41, 49))).sum() < 0.02 * found.sum()
+
+
+def test_body_by_canal_cuts_pedicles_and_arch_off_a_ring_vertebra():
+    pixel = (0.5, 0.5)
+    shape = (3, 160, 160)
+    body = disc(shape[1:], (55, 80), 17.0, pixel)
+    arch = np.zeros(shape[1:], bool)
+    arch[84:118, 58:66] = arch[84:118, 94:102] = True  # pedicles and laminae around a canal
+    arch[110:118, 58:102] = True
+    arch[118:150, 76:84] = True  # the spinous process
+    vertebra = np.zeros(shape, bool)
+    vertebra[0], vertebra[1], vertebra[2] = body | arch, body | arch, arch
+    found = body_by_canal(vertebra, pixel)
+    for s in (0, 1):
+        assert _dice(found[s], body) > 0.97
+    assert not found[2].any()
+    assert body_by_canal(body[None], pixel) is None  # no canal: the caller falls back
+
+
+@needs_example
+def test_body_by_canal_agrees_with_the_examples_body_mask():
+    ct = read_volume(SHARED_DATA / "ct.nii.gz")
+    vertebrae = read_nifti_labels(SHARED_DATA / "vertebrae.nii.gz", ct)
+    bodies = read_nifti_labels(SHARED_DATA / "vertebral_bodies.nii.gz", ct)
+    with_mask, _ = l1l2_labels(vertebrae, ct.spacing, body_mask=bodies)
+    by_anatomy, found = l1l2_labels(vertebrae, ct.spacing)
+    assert found.body_source == "canal"
+    dice = _dice(with_mask > 0, by_anatomy > 0)
+    print(f"example: body by canal vs body mask Dice {dice:.4f}")
+    assert dice >= 0.95
+
+
 # -- datasets through the registry ---------------------------------------------------------------
 
 @needs_example
@@ -413,7 +472,8 @@ def test_nifti_dataset_splits_by_subject_and_site(registry, tmp_path):
     subjects = {s.subject_id: s for subs in dataset.splits.values() for s in subs}
     assert (subjects["a2"].sex, subjects["a2"].age, subjects["a2"].site) == ("F", 71.0, "A")
     assert subjects["a1"].sex == "M"
-    assert subjects["a2"].meta["body_source"] == "opening"  # no vertebral_bodies file
+    # no vertebral_bodies file: the body comes from the vertebra map, by anatomy
+    assert subjects["a2"].meta["body_source"] == "canal"
     assert subjects["a1"].image.shape[1:] == (32, 32)
     again = build_dataset(registry, cfg, f"nifti:{root}")
     assert {k: [s.subject_id for s in v] for k, v in again.splits.items()} == ids

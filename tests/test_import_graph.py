@@ -19,9 +19,11 @@ PLUGIN_PACKAGES = sorted(p.name for p in (REPO / "plugins").iterdir()
 LAYERS = [
     ("contract", ["jmedbench", "jmedbench.errors", "jmedbench.labels", "jmedbench.specs",
                   "jmedbench.hookspecs", "jmedbench.data", "jmedbench.strategy",
-                  "jmedbench.stats", "jmedbench.volumes", "jmedbench.weights"]),
+                  "jmedbench.stats", "jmedbench.volumes", "jmedbench.weights",
+                  "jmedbench.cancellous"]),
     ("services", ["jmedbench.registry", "jmedbench.config", "jmedbench.store",
-                  "jmedbench.provenance", "jmedbench.columns", "jmedbench.density"]),
+                  "jmedbench.provenance", "jmedbench.columns", "jmedbench.density",
+                  "jmedbench.realism"]),
     ("leaderboard", ["jmedbench.leaderboard"]),
     ("engine", ["jmedbench.engine"]),
     ("applications", ["jmedbench.reports", "jmedbench.testing"]),

@@ -1,4 +1,5 @@
-"""``jmedbench dataset show NAME``: what a dataset holds, per split, and a montage of its slices.
+"""``jmedbench dataset show NAME``: what a dataset holds, per split, and a montage of its slices;
+``jmedbench dataset compare A B``: their image statistics side by side (jmedbench.realism).
 
 Works for any registered dataset: it is built exactly as a run builds it (profile, optional
 config file, seed), then summarised from the subjects alone (images, labels, spacing, site,
@@ -39,6 +40,19 @@ def register(sub) -> None:
                    help="slices per subject in the montage, spread over its stack (default 4)")
     add_json_option(s)
     s.set_defaults(func=cmd_show)
+    c = actions.add_parser("compare", help="realism report: image statistics of two (or more) "
+                           "datasets side by side (jmedbench.realism), optionally a figure")
+    c.add_argument("names", nargs="+", metavar="NAME",
+                   help="datasets to compare, e.g. phantom example (two or more)")
+    c.add_argument("--profile", default="default",
+                   help="profile whose [data] options build the datasets (default: default)")
+    c.add_argument("--seed", type=int, help="dataset seed (default: the profile's)")
+    c.add_argument("--config", metavar="FILE.toml", help="a TOML file merged over the profile")
+    c.add_argument("--split", help="split to measure in every dataset (default: the first of "
+                   "test, train, val, shift with cancellous labels)")
+    c.add_argument("--out", metavar="PNG", help="write the histograms and outline profiles")
+    add_json_option(c)
+    c.set_defaults(func=cmd_compare)
 
 
 def _positive(text: str) -> int:
@@ -128,3 +142,47 @@ def _span(value: list[float] | None) -> str:
     if abs(value[1] - value[0]) < 5e-3:
         return f"{value[0]:.2f}"
     return f"{value[0]:.2f}..{value[1]:.2f}"
+
+
+def cmd_compare(args) -> int:
+    from jmedbench.realism import comparison_rows, plot_comparison, realism_stats
+
+    if len(args.names) < 2:
+        raise UserError("dataset compare: name at least two datasets, e.g. phantom example")
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        if out.suffix.lower() != ".png":
+            raise UserError(f"--out {out}: the figure is a PNG, name it *.png")
+        if not out.parent.is_dir():
+            raise UserError(f"--out {out}: folder {out.parent} does not exist")
+    registry = get_registry()
+    configs = [build_config(args.profile, args.config, {"dataset": name, "seed": args.seed})
+               for name in args.names]
+    for cfg in configs:  # every name is checked before any dataset is built
+        registry.dataset(cfg.dataset.partition(":")[0])
+    datasets, stats = [], []
+    for name, cfg in zip(args.names, configs):
+        if not args.json:
+            err_console.print(f"building and measuring dataset '{name}' ...", highlight=False)
+        dataset = build_dataset(registry, cfg)
+        try:
+            stats.append(realism_stats(dataset, args.split, name=name))
+        except ValueError as exc:
+            raise UserError(f"dataset {name}: {exc}") from None
+        datasets.append(dataset)
+    if out is not None:
+        plot_comparison(stats, datasets, out)
+    if args.json:
+        print_json({"profile": args.profile, "datasets": [s.to_dict() for s in stats],
+                    "figure": str(out) if out else None})
+        return 0
+    table = Table(title=f"realism report (profile {args.profile})")
+    table.add_column("statistic", no_wrap=True)
+    for st in stats:
+        table.add_column(f"{st.name} ({st.subjects} subj.)", justify="right")
+    for title, values in comparison_rows(stats):
+        table.add_row(title, *values)
+    console.print(table)
+    if out is not None:
+        console.print(f"figure: {out}", highlight=False)
+    return 0

@@ -10,6 +10,7 @@ from jmedbench.specs import DatasetSpec
 
 from jmedbench_ctio.dataset import make_example_dataset, make_nifti_dataset
 from jmedbench_ctio.labels import TOTALSEGMENTATOR, VERSE
+from jmedbench_ctio.references import make_example_dicom_dataset, make_tptbox_dataset
 
 
 @hookimpl
@@ -28,4 +29,14 @@ def jmedbench_datasets():
                     "<dir>/subjects.csv (subject,sex,age,site); split by subject with the seed",
                     citation=f"{VERSE.citation}; {TOTALSEGMENTATOR.citation}",
                     tags=("real", "ct"), argument="path"),
+        DatasetSpec("example-dicom", make_example_dicom_dataset,
+                    "The example's separate DICOM series (0.98 mm pixels, 3 mm slices): T11/T12 "
+                    "with bodies found in front of the spinal canal in TotalSegmentator's "
+                    "predicted vertebrae. One subject in 'test', for realism checks",
+                    citation=TOTALSEGMENTATOR.citation, tags=("real", "ct", "evaluation")),
+        DatasetSpec("tptbox-l3", make_tptbox_dataset,
+                    "A real L3 at 1.5 mm (TPTBox sample, Apache-2.0) with a manually marked "
+                    "vertebral body. One subject in 'test', for realism checks",
+                    citation="TPTBox, github.com/Hendrik-code/TPTBox (tests/sample_ct)",
+                    tags=("real", "ct", "evaluation")),
     ]

@@ -118,9 +118,26 @@ def load_subject(directory: Path, *, subject_id: str, image_size: int,
     except LabelMapError as exc:
         raise UserError(f"{bodies_path if exc.in_body_mask else vertebrae_path}: {exc}") from None
 
-    pixel_mm = (volume.spacing[1], volume.spacing[2])
-    hu = volume.hu[found.slices]
-    in_view = {name: body[found.slices] for name, body in found.bodies.items()}
+    return subject_from_bodies(
+        subject_id, volume.hu, volume.spacing, found.bodies, found.slices,
+        image_size=image_size, erosion_mm=erosion_mm, fov_mm=fov_mm, center=center, site=site,
+        sex=sex, age=age,
+        meta={"ct": str(ct_path), "vertebrae": str(vertebrae_path),
+              "vertebral_bodies": str(bodies_path) if bodies_path else None,
+              "convention": found.convention.name, "body_source": found.body_source,
+              "vertebrae_per_slice": ["+".join(v) for v in found.vertebrae_per_slice]})
+
+
+def subject_from_bodies(subject_id: str, hu_volume: np.ndarray, spacing: tuple, bodies: dict,
+                        slices: np.ndarray, *, image_size: int, erosion_mm: float,
+                        fov_mm: float, center: str, site: str = "", sex: str | None = None,
+                        age: float | None = None, meta: dict | None = None) -> Subject:
+    """A :class:`Subject` from a canonical (S, H, W) HU volume and its vertebral bodies (name
+    -> (S, H, W) mask): the axial ``slices`` resampled to the output grid, labels split there
+    by the shared rule."""
+    pixel_mm = (spacing[1], spacing[2])
+    hu = hu_volume[slices]
+    in_view = {name: body[slices] for name, body in bodies.items()}
     if center == "vertebra":
         centre = np.array(ndimage.center_of_mass(np.any(list(in_view.values()), axis=(0, 1))))
     else:
@@ -138,14 +155,9 @@ def load_subject(directory: Path, *, subject_id: str, image_size: int,
     step = fov_mm / image_size
     label = split_bodies(resampled, (step, step), erosion_mm)
     return Subject(
-        subject_id, image, label, (volume.spacing[0], step, step), site=site, sex=sex, age=age,
-        meta={"ct": str(ct_path), "vertebrae": str(vertebrae_path),
-              "vertebral_bodies": str(bodies_path) if bodies_path else None,
-              "convention": found.convention.name, "body_source": found.body_source,
-              "erosion_mm": erosion_mm, "fov_mm": fov_mm, "center": center,
-              "native_spacing": volume.spacing,
-              "slice_indices": found.slices.tolist(),
-              "vertebrae_per_slice": ["+".join(v) for v in found.vertebrae_per_slice]})
+        subject_id, image, label, (spacing[0], step, step), site=site, sex=sex, age=age,
+        meta={**(meta or {}), "erosion_mm": erosion_mm, "fov_mm": fov_mm, "center": center,
+              "native_spacing": tuple(spacing), "slice_indices": np.asarray(slices).tolist()})
 
 
 # -- the built-in example ----------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Vertebra label maps -> per-slice cortical / cancellous labels of the L1 and L2 bodies.
 
-numpy and scipy only (no jmedbench import), so the logic can be reused and tested on its own.
+numpy and scipy, and the shared cortical/cancellous rule of :mod:`jmedbench.cancellous`.
 Mistakes in the input raise :class:`LabelMapError` (a ValueError); callers add the file name.
 
 Conventions (label value of each vertebra in a multi-label map):
@@ -22,7 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-CANCELLOUS, CORTICAL = 2, 1
+from jmedbench.cancellous import CANCELLOUS, CORTICAL  # noqa: F401 (re-exported)
+from jmedbench.cancellous import DEFAULT_EROSION_MM  # noqa: F401 (re-exported)
+from jmedbench.cancellous import split_body as shared_split_body
 
 
 @dataclass(frozen=True)
@@ -47,10 +49,14 @@ CONVENTIONS = {c.name: c for c in (VERSE, TOTALSEGMENTATOR)}
 TOTALSEG_VERTEBRA_RANGE = (29, 50)  # L3 .. C1 in TotalSegmentator v2, unused by VerSe
 
 # Defaults, explained in docs/datasets.md.
-DEFAULT_EROSION_MM = 2.0
 # Posterior elements (pedicles, laminae, processes) are 5-10 mm thick, a lumbar body 30-50 mm
 # across: an opening of this radius keeps the body and cuts the thin bony arches off it.
 DEFAULT_OPENING_MM = 5.0
+# Body by anatomy (body_by_canal): a canal's cross-section is 150-300 mm^2 in the lumbar spine,
+# a hole under this is a gap in a label map, not the canal.
+MIN_CANAL_MM2 = 30.0
+CANAL_MARGIN_MM = 1.5   # the concave posterior wall's corners lie this far behind its midline
+PEDICLE_DETACH_MM = 2.0  # pedicles are 5-10 mm wide: a 2 mm disc detaches their stubs only
 
 
 class LabelMapError(ValueError):
@@ -128,32 +134,72 @@ def body_by_opening(vertebra: np.ndarray, pixel_mm: tuple[float, float],
     return candidates
 
 
+def _disc(radius_mm: float, pixel_mm: tuple[float, float]) -> np.ndarray:
+    ry, rx = (max(1, int(round(radius_mm / s))) for s in pixel_mm)
+    yy, xx = np.mgrid[-ry:ry + 1, -rx:rx + 1]
+    return (yy * pixel_mm[0]) ** 2 + (xx * pixel_mm[1]) ** 2 <= radius_mm ** 2
+
+
+def canal_front_row(vertebra: np.ndarray, pixel_mm: tuple[float, float]) -> float | None:
+    """Row (canonical layout: rows run anterior to posterior) of the spinal canal's anterior
+    wall at its midline, or None when the vertebra does not enclose a canal.
+
+    The canal is the hole of the vertebra's footprint (its projection along z): the arch
+    closes around it on some slices, the body bounds it in front. Its front at the midline
+    (within 2 mm of the canal's centre column) is the body's posterior wall."""
+    footprint = vertebra.any(axis=0)
+    holes = ndimage.binary_fill_holes(footprint) & ~footprint
+    pieces, n = ndimage.label(holes)
+    if n == 0:
+        return None
+    sizes = ndimage.sum_labels(holes, pieces, index=np.arange(1, n + 1))
+    largest = int(np.argmax(sizes))
+    if sizes[largest] * pixel_mm[0] * pixel_mm[1] < MIN_CANAL_MM2:
+        return None
+    rows, cols = np.nonzero(pieces == largest + 1)
+    midline = np.abs(cols - cols.mean()) <= max(1.0, 2.0 / pixel_mm[1])
+    return float(rows[midline].min())
+
+
+def body_by_canal(vertebra: np.ndarray, pixel_mm: tuple[float, float],
+                  margin_mm: float = CANAL_MARGIN_MM, detach_mm: float = PEDICLE_DETACH_MM
+                  ) -> np.ndarray | None:
+    """Vertebral body of a whole-vertebra mask by anatomy, (S, H, W) -> (S, H, W), or None
+    when no spinal canal is found (then use :func:`body_by_opening`).
+
+    The body lies in front of the spinal canal: the part of each axial slice anterior to the
+    canal's front wall (plus ``margin_mm``: the posterior wall is concave, its corners reach a
+    little behind the midline) is the body candidate. The pedicles join the body at its
+    posterolateral corners; an opening with a disc of ``detach_mm`` cuts their stubs off, the
+    largest piece is kept and grown back inside the candidate. Slices whose candidate is empty
+    (the spinous process below the body) hold no body.
+    """
+    front = canal_front_row(vertebra, pixel_mm)
+    if front is None:
+        return None
+    cut = front + margin_mm / pixel_mm[0]
+    anterior = (np.arange(vertebra.shape[1]) < cut)[:, None]
+    disc = _disc(detach_mm, pixel_mm)
+    body = np.zeros(vertebra.shape, bool)
+    for s in np.flatnonzero(vertebra.any(axis=(1, 2))):
+        part = vertebra[s] & anterior
+        opened = ndimage.binary_opening(part, structure=disc)
+        pieces, n = ndimage.label(opened)
+        if n == 0:
+            continue
+        sizes = ndimage.sum_labels(opened, pieces, index=np.arange(1, n + 1))
+        keep = pieces == int(np.argmax(sizes)) + 1
+        body[s] = ndimage.binary_dilation(keep, structure=disc) & part
+    return body
+
+
 def split_body(body: np.ndarray, pixel_mm: tuple[float, float],
                erosion_mm: float = DEFAULT_EROSION_MM) -> np.ndarray:
-    """Cortical (1) and cancellous (2) labels of one vertebral body on one axial slice.
-
-    Cancellous = body pixels whose centre lies deeper than ``erosion_mm`` inside the body
-    outline, measured in mm with an exact Euclidean distance transform that knows the pixel
-    size (``pixel_mm`` = (row, column) spacing). The outline sits half a pixel outside the
-    centres of the outermost pixels, hence the half-pixel correction. The outermost ring of
-    pixels is cortical whatever ``erosion_mm`` (at the edge a pixel mixes bone and soft tissue).
-    Cortical = body minus cancellous.
-    """
-    if erosion_mm <= 0:
+    """Cortical (1) and cancellous (2) labels of one vertebral body on one axial slice: the
+    project's one rule, :func:`jmedbench.cancellous.split_body` (the phantom uses it too)."""
+    if not erosion_mm > 0:
         raise LabelMapError(f"erosion_mm must be > 0, got {erosion_mm}")
-    body = np.asarray(body, dtype=bool)
-    out = np.zeros(body.shape, np.uint8)
-    if not body.any():
-        return out
-    # Pad so that a body touching the image edge is still measured from its outline.
-    padded = np.pad(body, 1)
-    depth = ndimage.distance_transform_edt(padded, sampling=pixel_mm)[1:-1, 1:-1]
-    half_pixel = 0.5 * min(pixel_mm)
-    outline = body & ~ndimage.binary_erosion(padded)[1:-1, 1:-1]
-    cancellous = body & (depth > erosion_mm + half_pixel) & ~outline
-    out[body] = CORTICAL
-    out[cancellous] = CANCELLOUS
-    return out
+    return shared_split_body(body, pixel_mm, erosion_mm)
 
 
 def split_bodies(bodies: dict[str, np.ndarray], pixel_mm: tuple[float, float],
@@ -179,7 +225,7 @@ class L1L2Bodies:
     slices: np.ndarray             # indices of the axial slices through either body
     vertebrae_per_slice: list[tuple[str, ...]]  # ("L1",), ("L2",) or ("L1", "L2")
     convention: Convention
-    body_source: str               # "mask" or "opening"
+    body_source: str               # "mask", "canal", "opening" (or "canal+opening")
 
 
 def l1l2_bodies(vertebrae: np.ndarray, spacing: tuple[float, float, float], *,
@@ -189,19 +235,30 @@ def l1l2_bodies(vertebrae: np.ndarray, spacing: tuple[float, float, float], *,
 
     ``vertebrae``: (S, H, W) multi-label map; ``body_mask``: optional (S, H, W) map whose value 1
     marks vertebral bodies (TotalSegmentator's vertebrae_body task; its value 2, intervertebral
-    discs, is ignored). Without it the body is cut from each vertebra by :func:`body_by_opening`.
+    discs, is ignored). Without it the body is cut from each vertebra by anatomy
+    (:func:`body_by_canal`: what lies in front of the spinal canal), or, where no canal is
+    found, by :func:`body_by_opening`.
     Slices holding only posterior elements of L1/L2 are not kept.
     """
     chosen = resolve_convention(vertebrae, convention)
     pixel_mm = (float(spacing[1]), float(spacing[2]))
     mask = None if body_mask is None else (body_mask == 1)
     bodies: dict[str, np.ndarray] = {}
+    sources: set[str] = set()
     for name, value in chosen.vertebrae.items():
         vertebra = vertebrae == value
         if not vertebra.any():
             continue
-        bodies[name] = vertebra & mask if mask is not None else body_by_opening(
-            vertebra, pixel_mm, opening_mm)
+        if mask is not None:
+            bodies[name] = vertebra & mask
+            continue
+        by_anatomy = body_by_canal(vertebra, pixel_mm)
+        if by_anatomy is not None and by_anatomy.any():
+            bodies[name] = by_anatomy
+            sources.add("canal")
+        else:
+            bodies[name] = body_by_opening(vertebra, pixel_mm, opening_mm)
+            sources.add("opening")
     present = {name: np.flatnonzero(b.any(axis=(1, 2))) for name, b in bodies.items()}
     slices = np.unique(np.concatenate(list(present.values()))) if present else np.array([], int)
     if slices.size == 0:
@@ -211,7 +268,7 @@ def l1l2_bodies(vertebrae: np.ndarray, spacing: tuple[float, float, float], *,
                             in_body_mask=mask is not None)
     per_slice = [tuple(n for n in sorted(present) if s in present[n]) for s in slices]
     return L1L2Bodies(bodies, slices.astype(np.int64), per_slice, chosen,
-                      "opening" if mask is None else "mask")
+                      "mask" if mask is not None else "+".join(sorted(sources)))
 
 
 def l1l2_labels(vertebrae: np.ndarray, spacing: tuple[float, float, float], *,

@@ -40,8 +40,15 @@ CONTRAST_PHASES = {
 @dataclass
 class VertebralBody:
     """Superellipse cross-section |u/rx|^p + |v'/ry|^p <= 1, v' = v + dent * bump(u) behind
-    the centre (the concave posterior wall facing the canal); the cancellous interior is the
-    same shape with every radius shorter by the shell thickness ``shell``."""
+    the centre (the concave posterior wall facing the canal), between two concave endplates.
+
+    Physical bone, drawn on the fine grid (:mod:`jmedbench_phantom.vertebra`): a cortical shell
+    ``shell`` mm thick (0.3-1 mm, thinner with age), endplates ``endplate`` mm thick (thicker
+    with age: sclerosis), curved into the body by ``concavity`` mm at the centre; trabecular
+    bone of volume fraction ``bvtv`` (set from the subject's true BMD and marrow) modulated by a
+    texture of relative amplitude ``texture``. ``wedge``: anterior height loss of a compression
+    fracture (fraction of the height, 0 = none); ``schmorl``: (u, v, radius, depth, which
+    endplate 0 = upper / 1 = lower) herniations of the disc into an endplate."""
 
     name: str
     top: float
@@ -52,6 +59,12 @@ class VertebralBody:
     dent: float
     shell: float
     waist: float
+    endplate: float = 0.8
+    concavity: float = 1.5
+    bvtv: float = 0.1
+    texture: float = 0.5
+    wedge: float = 0.0
+    schmorl: list = field(default_factory=list)
 
     def radii(self, z: float) -> tuple[float, float]:
         f = min(max((z - self.top) / self.height, 0.0), 1.0)
@@ -76,6 +89,7 @@ class Spine:
     canal_h: float
     spinous_len: float
     transverse_len: float
+    tilt: float = 0.0  # slope dz/dv of the endplates (sagittal tilt against the axial plane)
 
     def centre(self, z: float) -> tuple[float, float]:
         c, s = math.cos(self.angle), math.sin(self.angle)
@@ -137,9 +151,12 @@ def draw_anatomy(rng: np.random.Generator, person: Person, site: Site) -> Anatom
     h1 = u(24.0, 28.0) * (1.0 if male else 0.95)
     h2 = h1 * u(1.0, 1.06)
     d01, d12, d23 = (u(6.0, 9.0), u(7.0, 11.0) - 1.5 * age_f, u(8.0, 12.0) - 1.5 * age_f)
-    rx1 = u(20.5, 24.0) if male else u(18.5, 21.5)
-    ry1 = u(15.0, 17.5) if male else u(13.5, 16.0)
-    power, dent, shell, waist = u(2.1, 2.8), u(1.5, 4.0), u(3.5, 4.3), u(0.03, 0.08)
+    rx1 = u(21.5, 25.0) if male else u(19.5, 23.0)
+    ry1 = u(17.5, 20.5) if male else u(16.0, 19.0)
+    power, dent, waist = u(2.1, 2.8), u(1.5, 4.0), u(0.03, 0.08)
+    # Ritzel et al. 1997: the vertebral shell is 0.2-0.5 mm of compact bone, thicker
+    # where it carries load; as a partial-volume equivalent 0.3-1 mm, thinning with age.
+    shell = u(0.35, 0.8) - 0.2 * age_f * u(0.5, 1.0)
     l1 = VertebralBody("L1", 0.0, h1, rx1, ry1, power, dent, shell, waist)
     l2 = VertebralBody("L2", h1 + d12, h2, rx1 * u(1.02, 1.06), ry1 * u(1.0, 1.04),
                        power + u(-0.1, 0.1), dent, shell * u(0.97, 1.03), waist)
@@ -155,10 +172,10 @@ def draw_anatomy(rng: np.random.Generator, person: Person, site: Site) -> Anatom
     fatty = 12.0 * age_f * u(0.0, 1.0)  # fatty infiltration of muscle with age
     hu.update(fat=u(-110.0, -85.0), subcutaneous=u(-115.0, -90.0), skin=u(20.0, 50.0),
               muscle=u(45.0, 58.0) - fatty, disc_annulus=u(90.0, 120.0),
-              disc_nucleus=u(60.0, 90.0), posterior_bone=u(1350.0, 1650.0),
-              marrow=u(220.0, 320.0), rib_bone=u(1200.0, 1500.0), sac=u(5.0, 25.0),
+              disc_nucleus=u(60.0, 90.0), posterior_bone=u(1000.0, 1500.0),
+              marrow=u(160.0, 280.0), rib_bone=u(1200.0, 1500.0), sac=u(5.0, 25.0),
               bowel_wall=u(30.0, 60.0), table=u(120.0, 250.0),
-              cortex=u(1440.0, 1510.0))  # what the labelled shell averages, after blur
+              cortex=u(1200.0, 1700.0))  # compact bone of shell and endplates, before blur
 
     fat = (u(8.0, 30.0) if male else u(15.0, 40.0))
     back = (ry1 - dent) + 1.5 + 2 * spine.canal_h + 4.0 + spine.spinous_len + u(8.0, 16.0) + fat
@@ -213,10 +230,37 @@ def draw_anatomy(rng: np.random.Generator, person: Person, site: Site) -> Anatom
                             u(-0.5, 0.4) * (b.ry - b.shell - r), u(b.top + r, b.top + b.height - r),
                             r))
     vacuum = {name for name, _, _ in discs if rng.random() < max(0.0, 0.45 * (age_f - 0.2))}
+    # -- bone as tissue (drawn by jmedbench_phantom.vertebra) --------------------------------
+    # Vertebral marrow turns from red to yellow with age (fat fraction ~30 % at 40 y, ~60 % at
+    # 80 y): its HU falls. Trabecular bone tissue is compact bone's density; its volume fraction
+    # is what makes the cancellous HU, set so that the cancellous mean lands near the subject's
+    # true BMD (a little above it: the distribution is right-skewed). Imaging then blurs it.
+    hu["bone_marrow"] = u(0.0, 40.0) - 75.0 * age_f * u(0.5, 1.2)
+    hu["trabecular_tissue"] = u(1600.0, 1900.0)
+    hu["vein"] = u(30.0, 60.0)
+    bvtv = (person.true_bmd - 15.0 - hu["bone_marrow"]) / (hu["trabecular_tissue"]
+                                                          - hu["bone_marrow"])
+    spine.tilt = math.tan(math.radians(u(-10.0, 14.0)))
+    fractures = []
+    for b in (l1, l2):
+        b.bvtv = float(min(max(bvtv, 0.01), 0.45))
+        b.texture = u(0.55, 0.95)
+        b.endplate = u(0.25, 0.5) + 0.4 * age_f * u(0.0, 1.0)  # sclerosis with age
+        b.concavity = u(0.8, 2.5)
+        if rng.random() < (0.02 + 0.12 * age_f) * (1.0 if male else 1.5):
+            b.wedge = u(0.12, 0.3)
+            fractures.append(b.name)
+        for which in (0, 1):
+            if rng.random() < 0.1 + 0.15 * age_f:
+                b.schmorl.append((u(-0.4, 0.4) * b.rx, u(-0.4, 0.3) * b.ry, u(2.5, 5.0),
+                                  u(1.5, 4.0), which))
     facts = {"contrast_phase": str(phase), "oral_contrast": bool(oral),
              "aorta_calcified": bool(plaques), "osteophytes": len(osteophytes),
              "bone_islands": len(islands), "vacuum_discs": sorted(vacuum),
              "vertebral_width_mm": round(2 * rx1, 1), "cortical_shell_mm": round(shell, 2),
-             "cortical_hu": round(hu["cortex"], 1)}
+             "cortical_bone_hu": round(hu["cortex"], 1), "marrow_hu": round(hu["bone_marrow"], 1),
+             "bone_volume_fraction": round(l1.bvtv, 4), "fractures": fractures,
+             "schmorl_nodes": len(l1.schmorl) + len(l2.schmorl),
+             "endplate_mm": round(l1.endplate, 2), "sleeve_mm": round(u(1.5, 5.0), 2)}
     return Anatomy([l1, l2], discs, spine, hu, body_outline, aorta, plaques, ivc, kidneys, bowel,
                    ribs, osteophytes, islands, vacuum, facts)

@@ -21,14 +21,16 @@ class Canvas:
         self.y0 = centre_y - pixel_mm * (size - 1) / 2.0
         self._index = np.arange(size, dtype=np.float32)
 
-    def window(self, cx: float, cy: float, radius: float):
-        """Pixel slices covering the disc of ``radius`` mm around (cx, cy) and the pixel-centre
-        offsets (dx row vector, dy column vector) from (cx, cy); None when off the image."""
+    def window(self, cx: float, cy: float, radius: float, radius_y: float | None = None):
+        """Pixel slices covering the disc of ``radius`` mm around (cx, cy) (or the rectangle of
+        half-sides ``radius`` by ``radius_y``) and the pixel-centre offsets (dx row vector, dy
+        column vector) from (cx, cy); None when off the image."""
         p = self.pixel_mm
+        ry = radius if radius_y is None else radius_y
         j0 = max(int(math.floor((cx - radius - self.x0) / p)), 0)
         j1 = min(int(math.ceil((cx + radius - self.x0) / p)) + 1, self.size)
-        i0 = max(int(math.floor((cy - radius - self.y0) / p)), 0)
-        i1 = min(int(math.ceil((cy + radius - self.y0) / p)) + 1, self.size)
+        i0 = max(int(math.floor((cy - ry - self.y0) / p)), 0)
+        i1 = min(int(math.ceil((cy + ry - self.y0) / p)) + 1, self.size)
         if j0 >= j1 or i0 >= i1:
             return None
         dx = (self.x0 - cx) + p * self._index[j0:j1]

@@ -31,32 +31,37 @@ DEFAULT_BMD_SCATTER_HU = 15.0
 
 @dataclass(frozen=True)
 class Site:
-    """A hospital's scanner and protocol.
+    """A hospital's scanner and protocol (the imaging chain is :mod:`jmedbench_phantom.scanner`).
 
-    fov_mm: reconstruction field of view (a spine-centred target reconstruction); a smaller FOV
-    makes the same vertebra cover more pixels, which is why vertebrae look larger at site S.
-    psf_sigma_mm: in-plane blur of the reconstruction kernel. noise_hu / noise_cutoff: standard
-    deviation and frequency cut-off (cycles/mm) of the scanner noise; a softer kernel gives
-    coarser, weaker noise. calibration_hu: offset of every tissue's HU against site N (the age
-    law is stated in each site's measured HU, so it does not move the cancellous mode).
-    slab_samples: planes averaged across the slice thickness (partial volume).
+    slice_mm: reconstructed slice thickness; the slab is integrated over ``sub_planes`` planes
+    (partial volume with endplates and discs). fov_mm: field of view of the spine-centred
+    reconstruction; a smaller FOV makes the same vertebra cover more pixels, which is why
+    vertebrae look larger at site S. sigma_mm: range of the in-plane point-spread function's
+    Gaussian SD (reconstruction kernel, detector and the native pixel's box together), drawn per
+    subject (log-uniform): protocols differ between patients and a model must not learn one
+    kernel. noise_hu: range of the noise SD (dose, body size), drawn per subject. calibration_hu
+    and bone_scale: the scanner's HU calibration against site N (an offset on every tissue and a
+    kVp-like scale of HU above water); the age law is stated in each site's measured HU, so they
+    do not move the cancellous mode. noise_hu_nominal: the spread the cohort's provisional
+    Johnson-Su assumes before the image exists (the final scale comes from the image).
     """
 
     code: str
     slice_mm: float
     fov_mm: float
-    psf_sigma_mm: float
-    noise_hu: float
-    noise_cutoff: float
+    sigma_mm: tuple[float, float]
+    noise_hu: tuple[float, float]
     calibration_hu: float
-    slab_samples: int
+    bone_scale: float
+    sub_planes: int
+    noise_hu_nominal: float
 
 
 SITES: dict[str, Site] = {
-    "N": Site("N", slice_mm=3.0, fov_mm=160.0, psf_sigma_mm=0.6, noise_hu=20.0,
-              noise_cutoff=0.45, calibration_hu=0.0, slab_samples=1),
-    "S": Site("S", slice_mm=5.0, fov_mm=140.0, psf_sigma_mm=1.0, noise_hu=13.0,
-              noise_cutoff=0.28, calibration_hu=8.0, slab_samples=3),
+    "N": Site("N", slice_mm=3.0, fov_mm=160.0, sigma_mm=(0.5, 2.0), noise_hu=(8.0, 35.0),
+              calibration_hu=0.0, bone_scale=1.0, sub_planes=4, noise_hu_nominal=20.0),
+    "S": Site("S", slice_mm=5.0, fov_mm=140.0, sigma_mm=(0.6, 2.0), noise_hu=(6.0, 25.0),
+              calibration_hu=8.0, bone_scale=0.96, sub_planes=5, noise_hu_nominal=13.0),
 }
 
 
@@ -119,7 +124,7 @@ def draw_person(rng: np.random.Generator, subject_id: str, site: str,
     true_bmd = law_bmd_hu(sex, site, age) + bmd_scatter_hu * deviation
     a = rng.uniform(-2.2, -0.8)
     b = rng.uniform(2.2, 3.4)
-    spread = math.hypot(rng.uniform(20.0, 32.0), SITES[site].noise_hu)
+    spread = math.hypot(rng.uniform(20.0, 32.0), SITES[site].noise_hu_nominal)
     scale = spread / johnson_su_std(a, b)
     loc = true_bmd - scale * johnson_su_mode(a, b, 0.0, 1.0)
     law = CancellousLaw(a, b, loc, scale)

@@ -14,20 +14,30 @@ import math
 from typing import Callable
 
 import numpy as np
-from scipy.ndimage import correlate1d
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeElapsedColumn)
+from scipy.ndimage import gaussian_filter
 
+from jmedbench.cancellous import DEFAULT_EROSION_MM, bodies_from_fractions, split_bodies_2d
 from jmedbench.data import Dataset, Subject
+from jmedbench.density.johnsonsu import fit_johnson_su
 from jmedbench.errors import UserError
 
+from jmedbench_phantom import cache
 from jmedbench_phantom.anatomy import Anatomy, draw_anatomy
 from jmedbench_phantom.canvas import Canvas
 from jmedbench_phantom.cohort import (AGE_LAW, DEFAULT_BMD_SCATTER_HU, SITES, Person, Site,
                                       draw_person)
 from jmedbench_phantom.render import SubjectRenderer
+from jmedbench_phantom.scanner import (block_average, blur, calibrate, draw_protocol,
+                                       kernel_weights, supersampling)
 from jmedbench_phantom.texture import FieldBank, noise_bank, trabecular_bank
+from jmedbench_phantom.vertebra import VertebraPainter
 
 SITE_CODES = {"N": 1, "S": 2}
 HU_LIMITS = (-1024.0, 3071.0)
+PROGRESS_FROM = 12  # subjects: below this a progress bar would only flicker
 
 
 def subject_rng(seed: int, site: str, index: int) -> np.random.Generator:
@@ -47,138 +57,154 @@ def draw_cohort(seed: int, site: str, count: int, start: int = 0,
 
 
 class SiteBanks:
-    """Noise and texture fields of one site at one image size (made once per dataset)."""
+    """Noise fields (one bank per noise cut-off, at the output grid) and the fine-grid
+    trabecular texture of one site at one image size (made once per dataset, lazily)."""
 
     def __init__(self, seed: int, site: Site, size: int) -> None:
+        self.seed, self.site, self.size = seed, site, size
+        self.pixel = site.fov_mm / size
+        self.k = supersampling(self.pixel)
+        self._noise: dict[float, FieldBank] = {}
         rng = np.random.default_rng([seed, SITE_CODES[site.code], 0x7E47, size])
-        pixel = site.fov_mm / size
-        self.noise: FieldBank = noise_bank(rng, size, pixel, site.noise_cutoff)
-        self.trabecular: FieldBank = trabecular_bank(rng, size, pixel)
+        fine = self.pixel / self.k
+        window = int(math.ceil(2 * 42.0 / fine)) + 2  # the vertebra painter's window
+        self.trabecular: FieldBank = trabecular_bank(rng, window, fine)
+
+    def noise(self, cutoff: float) -> FieldBank:
+        if cutoff not in self._noise:
+            rng = np.random.default_rng([self.seed, SITE_CODES[self.site.code], 0x7E48,
+                                         self.size, int(round(cutoff * 1000))])
+            self._noise[cutoff] = noise_bank(rng, self.size, self.pixel, cutoff)
+        return self._noise[cutoff]
 
 
-def slice_positions(rng: np.random.Generator, anat: Anatomy, n: int, thickness: float
-                    ) -> np.ndarray:
+def slice_positions(rng: np.random.Generator, anat: Anatomy, n: int) -> np.ndarray:
     """n slice centres spread evenly from the T12/L1 disc to the L2/L3 disc (the first and last
-    may fall in a disc), each moved, if needed, so that its whole slab lies in one bone or one
-    disc: a slice never straddles an endplate, so its label is never ambiguous."""
-    margin = thickness / 2.0 + 0.5
+    may fall in a disc). Slices may straddle an endplate, as in real scans: the label rule
+    (:mod:`jmedbench.cancellous`) decides what such a slice's pixels are."""
     (_, d0_top, d0_bottom), _, (_, d2_top, d2_bottom) = anat.discs
     start = d0_bottom - rng.uniform(-3.0, 0.8 * (d0_bottom - d0_top))
     stop = d2_top + rng.uniform(-3.0, 0.8 * (d2_bottom - d2_top))
     centres = start + (np.arange(n) + 0.5) * (stop - start) / n
-    intervals = [(b.top + margin, b.top + b.height - margin) for b in anat.bodies]
-    intervals += [(top + margin, bottom - margin) for _, top, bottom in anat.discs]
-    intervals = [(lo, hi) for lo, hi in intervals if hi >= lo]
-    out = []
-    for z in centres:
-        nearest = min((min(max(z, lo), hi) for lo, hi in intervals), key=lambda p: abs(p - z))
-        out.append(nearest)
-    return np.asarray(out)
+    # Every subject needs cancellous bone for its BMD: with very few slices, make sure one
+    # lies in the middle of a body (the slice nearest to one is moved there).
+    middles = [(b.top + 0.3 * b.height, b.top + 0.7 * b.height) for b in anat.bodies]
+    if not any(lo <= z <= hi for z in centres for lo, hi in middles):
+        target = anat.bodies[0].top + 0.5 * anat.bodies[0].height
+        centres[int(np.argmin(np.abs(centres - target)))] = target
+    return centres
 
 
-def gaussian_weights(sigma_px: float) -> np.ndarray:
-    radius = max(1, math.ceil(2.5 * sigma_px))
-    w = np.exp(-np.arange(-radius, radius + 1) ** 2 / (2.0 * sigma_px * sigma_px))
-    return (w / w.sum()).astype(np.float32)
+BMD_TOLERANCE_HU = 0.25
+"""The fitted mode of a subject's labelled cancellous pixels lies this close to its true BMD."""
 
 
-def blur(planes: np.ndarray, psf: np.ndarray) -> np.ndarray:
-    """The reconstruction kernel: a separable Gaussian over the last two axes."""
-    out = correlate1d(planes, psf, -2, mode="nearest")
-    return correlate1d(out, psf, -1, mode="nearest", output=out)
+def _cancellous_mode(values: np.ndarray):
+    """(fit, mode) of the project's Johnson-Su fit; the mode is NaN when the fit is degenerate
+    (a handful of pixels at 64 x 64 with few slices)."""
+    fit = fit_johnson_su(values)
+    mode = float(fit.mode)
+    return fit, (mode if np.isfinite(mode) else float("nan"))
 
 
-def shell_brightness(tissue: np.ndarray, label: np.ndarray, shell_hu: float, target_hu: float,
-                     psf: np.ndarray) -> float:
-    """The shell HU (before blur) that makes the labelled cortical pixels of this slice average
-    ``target_hu`` after the blur, whatever the pixel size and kernel (blur spills a thin
-    shell's HU into its neighbours, more so at coarse pixels and soft kernels). The blurred
-    image is linear in the shell's HU, so the blurred shell indicator gives it exactly."""
-    shell = (tissue == np.float32(shell_hu)).astype(np.float32)
-    image, spread = blur(np.stack([tissue, shell]), psf)
-    inside = label == 1
-    gain = float(spread[inside].mean()) if inside.any() else 0.0
-    if gain <= 0:
-        return shell_hu
-    return shell_hu + (target_hu - float(image[inside].mean())) / gain
+def set_cancellous_mode(images: np.ndarray, cancellous: np.ndarray, true_bmd: float
+                        ) -> tuple[object, float, float]:
+    """Move the cancellous bone of an imaged subject so that the Johnson-Su fit of its labelled
+    cancellous pixels (integer HU, as stored) has its mode at ``true_bmd``; in place, rounding
+    included. The move is one offset added to the label-2 pixels and, tapering over two
+    pixels, to their neighbours in the cortical rim (no step at the label's edge): texture,
+    partial volume, blur and noise stay as imaged. The anatomy is drawn so that the offset is
+    small (``meta['mode_offset_hu']``). Returns (final fit, offset, imaged mode)."""
+    weight = np.zeros(images.shape, np.float32)
+    for s in range(images.shape[0]):
+        if cancellous[s].any():
+            taper = gaussian_filter(cancellous[s].astype(np.float32), 1.0)
+            weight[s] = np.maximum(np.minimum(taper * 2.0, 1.0), cancellous[s])
+    imaged = images.astype(np.float64)
+    fit, imaged_mode = _cancellous_mode(imaged[cancellous])
+    start = imaged_mode if np.isfinite(imaged_mode) else float(np.median(imaged[cancellous]))
+    offset = true_bmd - start
+    for _ in range(6):  # rounding moves the mode a little: correct it
+        np.rint(imaged + offset * weight, out=images)
+        fit, mode = _cancellous_mode(images[cancellous])
+        if not np.isfinite(mode) or abs(mode - true_bmd) <= BMD_TOLERANCE_HU:
+            break
+        offset += true_bmd - mode
+    return fit, offset, imaged_mode
 
 
 def render_subject(person: Person, site: Site, size: int, n_slices: int, banks: SiteBanks,
-                   rng: np.random.Generator) -> Subject:
-    """All slices of one subject: anatomy, partial volume, blur, calibration, noise, then the
-    cancellous pixels take the subject's Johnson-Su quantiles in the order of a texture field."""
+                   rng: np.random.Generator, erosion_mm: float = DEFAULT_EROSION_MM) -> Subject:
+    """All slices of one subject: fine-grid anatomy over each slab, scanner imaging, labels by
+    the shared rule, then the cancellous bone is moved by a few HU so that the Johnson-Su mode
+    of its labelled pixels is the true BMD (:func:`set_cancellous_mode`)."""
     anat = draw_anatomy(rng, person, site)
+    protocol = draw_protocol(rng, site)
     pixel = site.fov_mm * rng.uniform(0.95, 1.05) / size
-    canvas = Canvas(size, pixel, rng.uniform(-5.0, 5.0), 15.0 + rng.uniform(-5.0, 5.0))
-    positions = slice_positions(rng, anat, n_slices, site.slice_mm)
-    k = site.slab_samples
-    offsets = [site.slice_mm * ((i + 0.5) / k - 0.5) for i in range(k)]
+    k = banks.k
+    sp = anat.spine
+    # A spine-centred reconstruction like the real loader's (centred on the L1/L2 bodies),
+    # off by a few millimetres as a spine detector would be.
+    canvas = Canvas(size * k, pixel / k, sp.cx + rng.uniform(-6.0, 6.0),
+                    sp.cy + rng.uniform(-4.0, 10.0))
+    positions = slice_positions(rng, anat, n_slices)
+    offsets = protocol.sub_plane_offsets()
     renderer = SubjectRenderer(anat, canvas, [float(z) for z in positions])
-    psf = gaussian_weights(site.psf_sigma_mm / pixel)
-    endplates = np.asarray(anat.endplates)
+    painter = VertebraPainter(anat, canvas)
+    psf = kernel_weights(protocol, pixel)
+    noise_bank_ = banks.noise(protocol.noise_cutoff)
 
     images = np.empty((n_slices, size, size), np.float32)
     labels = np.zeros((n_slices, size, size), np.uint8)
-    order_keys: list[np.ndarray] = []
-    cancellous_at: list[tuple[int, tuple, np.ndarray]] = []
     regions = []
-    # The shell's HU before blur: set on the first body slice so that its labelled cortical
-    # pixels average the subject's cortical HU after the blur; the same shell brightness then
-    # serves the subject's other slices (their shells differ little).
-    shell_hu = None
+    n_fine = size * k
     for s, z in enumerate(positions):
-        tissue = renderer.tissue(z, offsets)
-        if shell_hu is None and anat.region(z)[0] == "body":
-            probe = tissue.copy()
-            renderer.vertebral_body(probe, labels[s], z, person.true_bmd, anat.hu["cortex"])
-            shell_hu = shell_brightness(probe, labels[s], anat.hu["cortex"], anat.hu["cortex"],
-                                        psf)
-        texture = renderer.vertebral_body(tissue, labels[s], z, person.true_bmd,
-                                          shell_hu or anat.hu["cortex"])
+        found = painter.window(z)
+        texture = (banks.trabecular.crop(rng, (found[2].shape[0], found[1].shape[1]))
+                   if found is not None else None)
+        where, bodies = painter.prepare(z, 0.5 * protocol.slice_mm, texture)
+        fractions = [np.zeros((n_fine, n_fine), np.float32) for _ in anat.bodies]
+        painter.touched.clear()
+        fine = renderer.slab(z, offsets)
+        painter.paint(fine, where, bodies, z, protocol.slice_mm, fractions,
+                      anat.region(z)[0] == "disc")
+        image = blur(block_average(fine, k), psf)
+        calibrate(image, protocol)
+        image += protocol.noise_hu * noise_bank_.crop(rng)
+        images[s] = image
+        coarse = [block_average(f, k) for i, f in enumerate(fractions) if i in painter.touched]
+        if coarse:
+            labels[s] = split_bodies_2d(bodies_from_fractions(coarse), (pixel, pixel),
+                                        erosion_mm)
         kind, index, _ = anat.region(z)
         regions.append(anat.bodies[index].name if kind == "body" else
-                       next(d[0] for d in anat.discs if d[1] <= z <= d[2]))
-        noise = banks.noise.crop(rng)
-        image = blur(tissue, psf)
-        image += site.calibration_hu
-        image += site.noise_hu * noise
-        images[s] = image
-        if texture is None:
-            continue
-        where, uu, vv = texture
-        mask = labels[s][where] == 2
-        if not mask.any():
-            continue
-        # Rank field: trabecular pattern and the slice's own noise grain, denser bone towards
-        # the shell and the endplates, the basivertebral vein as a darker patch behind the
-        # centre. Only the ranks matter: the values come from the Johnson-Su quantiles.
-        u, v = uu[mask], vv[mask]
-        rho2 = u * u + v * v
-        vein = np.exp(-(u * 4.0) ** 2 - ((v - 0.55) * (1 / 0.3)) ** 2)
-        near_endplate = math.exp(-float(np.min(np.abs(endplates - z))) / 4.0)
-        key = (banks.trabecular.crop(rng)[where][mask] + 0.5 * noise[where][mask]
-               + 0.8 * rho2 * rho2 - 1.2 * vein + 0.6 * near_endplate)
-        order_keys.append(key)
-        cancellous_at.append((s, where, mask))
+                       next((d[0] for d in anat.discs if d[1] <= z <= d[2]), anat.discs[-1][0]))
 
-    if order_keys:
-        keys = np.concatenate(order_keys)
-        values = np.empty(keys.size)
-        values[np.argsort(keys, kind="stable")] = person.cancellous.quantiles(keys.size)
-        offset = 0
-        for s, where, mask in cancellous_at:
-            count = int(mask.sum())
-            images[s][where][mask] = values[offset:offset + count]
-            offset += count
-    np.rint(images, out=images)  # CT stores integers
+    cancellous = labels == 2
+    if not cancellous.any():
+        raise RuntimeError(f"phantom subject {person.subject_id}: no cancellous pixel on any "
+                           f"slice (use more slices per subject)")
+    imaged = images[cancellous]
+    imaged_median = float(np.median(imaged))
+    imaged_iqr = float(np.subtract(*np.percentile(imaged, [75, 25])))
+    fit, offset, imaged_mode = set_cancellous_mode(images, cancellous, person.true_bmd)
     np.clip(images, *HU_LIMITS, out=images)
-    law = person.cancellous
     meta = {
-        "johnson_su": {"a": law.a, "b": law.b, "loc": law.loc, "scale": law.scale},
+        "johnson_su": {"a": fit.a, "b": fit.b, "loc": fit.loc, "scale": fit.scale},
         "slice_z_mm": [round(float(z), 2) for z in positions],
         "slice_regions": regions,
         "slice_thickness_mm": site.slice_mm,
         "fov_mm": round(pixel * size, 2),
+        "protocol": protocol.to_dict(),
+        "erosion_mm": erosion_mm,
+        # what the imaging chain gave the cancellous pixels before the mode was set
+        "imaged_cancellous_median_hu": round(imaged_median, 1),
+        "imaged_cancellous_iqr_hu": round(imaged_iqr, 1),
+        "imaged_cancellous_mode_hu": round(imaged_mode, 1),
+        "mode_offset_hu": round(offset, 2),
+        # the benchmark's BMD of the ground-truth mask (equal to true_bmd within
+        # BMD_TOLERANCE_HU unless the fit is degenerate: very few cancellous pixels)
+        "fitted_bmd_hu": round(float(fit.mode), 3),
         **anat.facts,
     }
     return Subject(person.subject_id, images, labels, (site.slice_mm, pixel, pixel), site=site.code,
@@ -191,11 +217,40 @@ def _check(name: str, value, minimum: int) -> int:
     return value
 
 
+def _fill_splits(plan, splits, seed, image_size, slices_per_subject, bmd_scatter_hu,
+                 erosion_mm, cache_dir, banks, progress, task) -> None:
+    """Render (or read from the cache) every subject of the plan into ``splits``."""
+    for split, site_code, first, count in plan:
+        if count == 0 and split == "unlabelled":
+            continue
+        site = SITES[site_code]
+        subjects = []
+        for index in range(first, first + count):
+            key = cache.subject_key(seed=seed, site=site_code, index=index,
+                                    image_size=image_size, slices=slices_per_subject,
+                                    bmd_scatter_hu=float(bmd_scatter_hu),
+                                    erosion_mm=float(erosion_mm))
+            subject = cache.load(cache_dir, key) if cache_dir else None
+            if subject is None:
+                if site_code not in banks:
+                    banks[site_code] = SiteBanks(seed, site, image_size)
+                rng = subject_rng(seed, site_code, index)
+                person = draw_person(rng, subject_id(site_code, index), site_code,
+                                     float(bmd_scatter_hu))
+                subject = render_subject(person, site, image_size, slices_per_subject,
+                                         banks[site_code], rng, float(erosion_mm))
+                if cache_dir:
+                    cache.save(cache_dir, key, subject)
+            subjects.append(subject)
+            progress.advance(task)
+        splits[split] = subjects
+
+
 def make_phantom_dataset(seed: int = 0, image_size: int = 128, train_subjects: int = 16,
                          val_subjects: int = 2, test_subjects: int = 6, shift_subjects: int = 6,
                          slices_per_subject: int = 8, unlabelled_subjects: int = 0,
-                         train_site: str = "N", bmd_scatter_hu: float = DEFAULT_BMD_SCATTER_HU
-                         ) -> Dataset:
+                         train_site: str = "N", bmd_scatter_hu: float = DEFAULT_BMD_SCATTER_HU,
+                         erosion_mm: float = DEFAULT_EROSION_MM) -> Dataset:
     """Synthetic L1/L2 CT: train/val/test (and unlabelled) from ``train_site``, shift from the
     other site. See docs/phantom.md."""
     _check("train_subjects", train_subjects, 1)
@@ -211,6 +266,9 @@ def make_phantom_dataset(seed: int = 0, image_size: int = 128, train_subjects: i
     if not isinstance(bmd_scatter_hu, (int, float)) or bmd_scatter_hu < 0:
         raise UserError(f"[data.phantom] bmd_scatter_hu must be a number >= 0, "
                         f"got {bmd_scatter_hu!r}")
+    if isinstance(erosion_mm, bool) or not isinstance(erosion_mm, (int, float)) \
+            or not erosion_mm > 0:
+        raise UserError(f"[data.phantom] erosion_mm must be a number > 0, got {erosion_mm!r}")
     shift_site = next(s for s in SITES if s != train_site)
     banks: dict[str, SiteBanks] = {}
     plan = [("train", train_site, 0, train_subjects)]
@@ -222,24 +280,20 @@ def make_phantom_dataset(seed: int = 0, image_size: int = 128, train_subjects: i
     plan.append(("shift", shift_site, 0, shift_subjects))
 
     splits: dict[str, list[Subject]] = {}
-    for split, site_code, first, count in plan:
-        if count == 0 and split == "unlabelled":
-            continue
-        site = SITES[site_code]
-        if site_code not in banks:
-            banks[site_code] = SiteBanks(seed, site, image_size)
-        subjects = []
-        for index in range(first, first + count):
-            rng = subject_rng(seed, site_code, index)
-            person = draw_person(rng, subject_id(site_code, index), site_code,
-                                 float(bmd_scatter_hu))
-            subjects.append(render_subject(person, site, image_size, slices_per_subject,
-                                           banks[site_code], rng))
-        splits[split] = subjects
+    cache_dir = cache.cache_root()
+    total = sum(count for split, _, _, count in plan)
+    with Progress(TextColumn("[bold]phantom subjects"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+                  disable=total < PROGRESS_FROM) as progress:
+        task = progress.add_task("phantom", total=total)
+        _fill_splits(plan, splits, seed, image_size, slices_per_subject, bmd_scatter_hu,
+                     erosion_mm, cache_dir, banks, progress, task)
+    name = "phantom" if train_site == "N" else f"phantom-{train_site.lower()}"
     name = "phantom" if train_site == "N" else f"phantom-{train_site.lower()}"
     info = {
         "seed": seed, "image_size": image_size, "train_site": train_site,
         "shift_site": shift_site, "bmd_scatter_hu": float(bmd_scatter_hu),
+        "erosion_mm": float(erosion_mm),
         "sites": {code: dataclasses.asdict(site) for code, site in SITES.items()},
         "age_law_stored_values": {f"{sex}{site}": {"k": k, "Z": z}
                                   for (sex, site), (k, z) in AGE_LAW.items()},

@@ -1,14 +1,16 @@
 """Drawing one subject's axial slices (tissue HU before blur and noise) and their labels.
 
-Speed matters (the benchmark asks for >= 500 slices/s at 128 x 128 on one core), so work is
-done once per subject wherever the anatomy allows: the static layer (air, couch, skin, fat,
-back muscles, vessels), the organs' quadratic forms (a slice only compares them with its own
-size), and stamps of each posterior element, disc and rib (pasted at the spine's position).
+Everything is drawn on the fine grid (the canvas handed in); the imaging chain is
+:mod:`jmedbench_phantom.scanner`. Speed matters (the goal is >= 100 slices/s per core at
+128 x 128), so work is done once per subject wherever the anatomy allows: the static layer
+(air, couch, skin, fat, back muscles, vessels), the organs' quadratic forms (a slice only
+compares them with its own size), and stamps of each posterior element, disc and rib (pasted at
+the spine's position).
 
-Partial volume: the unlabelled anatomy that changes within millimetres of z (posterior elements,
-discs, ribs) is averaged over ``slab_samples`` planes across the slice thickness; the
-labelled vertebral body is drawn at the slice's centre plane, where slices never straddle an
-endplate, so the labels stay exact.
+Partial volume: :meth:`SubjectRenderer.slab` draws the anatomy that changes within millimetres
+of z (posterior elements, discs, ribs) at every sub-plane of the slab and averages them; organs
+and soft tissue change slowly and are drawn once at the slice's centre; the vertebral bodies
+come on top with analytic fractions over the whole slab (:mod:`jmedbench_phantom.vertebra`).
 """
 
 from __future__ import annotations
@@ -21,9 +23,8 @@ from jmedbench_phantom.anatomy import Anatomy
 from jmedbench_phantom.canvas import Canvas, Layer, Stamp, paint, paint_ring
 
 
-MIN_SHELL_PX = 2.5
-"""The cortical shell is never thinner than this many pixels: at coarse pixels (64 x 64, 2.5 mm)
-a thinner shell could not be drawn, let alone learnt."""
+POSTERIOR_WALL_MM = 0.8
+"""Cortex of the posterior elements and ribs: thicker than the body's shell."""
 
 
 def superellipse(canvas: Canvas, cx: float, cy: float, rx: float, ry: float, power: float,
@@ -45,8 +46,7 @@ def superellipse(canvas: Canvas, cx: float, cy: float, rx: float, ry: float, pow
 
 
 class SubjectRenderer:
-    """Draws one subject's slices: :meth:`tissue` (everything unlabelled) then
-    :meth:`vertebral_body` (the labelled body, on top)."""
+    """Draws one subject's slices on the fine grid: :meth:`slab`."""
 
     def __init__(self, anat: Anatomy, canvas: Canvas, planes: list[float] | None = None) -> None:
         """``planes``: every z that will be drawn, if known; organs absent from all of them
@@ -82,6 +82,13 @@ class SubjectRenderer:
         for side in (-1, 1):  # erector spinae and multifidus
             x, y = sp.to_image(0.0, side * (sp.canal_w + 14.0), back)
             paint(img, canvas.ellipse(x, y, 21.0, 19.0, sp.angle), hu["muscle"])
+        # Around the bodies: anterior longitudinal ligament, diaphragmatic crura, segmental
+        # vessels and the psoas origins, a sleeve of soft tissue a few mm thick (real bodies are
+        # seldom bare against fat).
+        b, sleeve = anat.bodies[1], anat.facts.get("sleeve_mm", 4.0)
+        x, y = sp.to_image(0.5 * sum(anat.span), 0.0, 0.0)
+        paint(img, superellipse(canvas, x, y, b.rx + sleeve, b.ry + 0.8 * sleeve, b.power,
+                                0.0, sp.angle), hu["muscle"])
         self._draw_vessels(img)
         return img
 
@@ -195,23 +202,26 @@ class SubjectRenderer:
             for side in (-1, 1):
                 tl = sp.transverse_len
                 x, y = at(side * (sp.canal_w + 4.0 + tl / 2), vc - 1.0)
-                paint_ring(layer, canvas, x, y, tl / 2 + 2.0, 4.0, a - side * 0.15, 1.8, bone,
-                           marrow)
+                paint_ring(layer, canvas, x, y, tl / 2 + 2.0, 4.0, a - side * 0.15,
+                           POSTERIOR_WALL_MM, bone, marrow)
         elif element == "pedicles":
             for side in (-1, 1):
                 x, y = at(side * (sp.canal_w + 2.5), back_wall + 0.9 * sp.canal_h)
-                paint_ring(layer, canvas, x, y, 4.5, sp.canal_h + 3.0, a, 1.8, bone, marrow)
+                paint_ring(layer, canvas, x, y, 4.5, sp.canal_h + 3.0, a, POSTERIOR_WALL_MM, bone,
+                           marrow)
         elif element == "facets":
             for side in (-1, 1):
                 x, y = at(side * (sp.canal_w + 4.0), vc + 0.6 * sp.canal_h + 3.0)
-                paint_ring(layer, canvas, x, y, 5.0, 6.5, a + side * 0.5, 1.8, bone, marrow)
+                paint_ring(layer, canvas, x, y, 5.0, 6.5, a + side * 0.5, POSTERIOR_WALL_MM, bone,
+                           marrow)
         elif element == "lamina":  # the roof of the canal (the canal is carved out after)
             x, y = at(0.0, vc + 0.45 * sp.canal_h + 1.0)
-            paint(layer, canvas.ellipse(x, y, sp.canal_w + 5.0, 0.9 * sp.canal_h + 3.5, a), bone)
+            paint_ring(layer, canvas, x, y, sp.canal_w + 5.0, 0.9 * sp.canal_h + 3.5, a,
+                       POSTERIOR_WALL_MM, bone, marrow)
         elif element == "spinous":
             sl = sp.spinous_len
             x, y = at(0.0, vc + sp.canal_h + 3.0 + sl / 2)
-            paint_ring(layer, canvas, x, y, 3.5, sl / 2 + 1.5, a, 1.6, bone, marrow)
+            paint_ring(layer, canvas, x, y, 3.5, sl / 2 + 1.5, a, POSTERIOR_WALL_MM, bone, marrow)
         elif element == "canal":
             x, y = at(0.0, vc)
             paint(layer, canvas.ellipse(x, y, sp.canal_w + 1.0, sp.canal_h + 1.0, a), hu["fat"])
@@ -234,19 +244,19 @@ class SubjectRenderer:
         p = self.canvas.pixel_mm
         return round((cy - self.ref[1]) / p), round((cx - self.ref[0]) / p)
 
-    def tissue(self, z: float, slab_offsets: list[float]) -> np.ndarray:
-        """The slice's HU before blur: slow anatomy at z, fast anatomy averaged over the slab."""
-        plane = self.static.copy()
-        self._slow(plane, z)
-        if len(slab_offsets) == 1:
-            self._fast(plane, z + slab_offsets[0])
-            return plane
-        total = np.zeros_like(plane)
-        for dz in slab_offsets:
-            sample = plane.copy()
-            self._fast(sample, z + dz)
+    def slab(self, z: float, offsets: list[float]) -> np.ndarray:
+        """The slice's fine-grid HU without the vertebral bodies: slow anatomy at z, fast
+        anatomy (posterior elements, discs, ribs) averaged over the sub-planes at ``offsets``.
+        The bodies are added by :class:`jmedbench_phantom.vertebra.VertebraPainter`, whose
+        partial volume along z is analytic over the whole slab."""
+        base = self.static.copy()
+        self._slow(base, z)
+        total = np.zeros_like(base)
+        for offset in offsets:
+            sample = base.copy()
+            self._fast(sample, z + offset)
             total += sample
-        total *= 1.0 / len(slab_offsets)
+        total *= 1.0 / len(offsets)
         return total
 
     def _slow(self, img: np.ndarray, z: float) -> None:
@@ -270,8 +280,8 @@ class SubjectRenderer:
             layer = self._layer
             hu = self.anat.hu
             x, y = self.ref[0] + side * dx, self.ref[1] + dy
-            paint_ring(layer, self.canvas, x, y, 7.0, 4.5, side * -0.7, 1.6, hu["rib_bone"],
-                       hu["marrow"])
+            paint_ring(layer, self.canvas, x, y, 7.0, 4.5, side * -0.7, POSTERIOR_WALL_MM,
+                       hu["rib_bone"], hu["marrow"])
             self._stamps[key] = layer.stamp()
         return self._stamps[key]
 
@@ -298,58 +308,3 @@ class SubjectRenderer:
         for element, present in parts:
             if present:
                 self._stamp(element, disc if element == "disc" else None).paste(img, di, dj)
-
-    def vertebral_body(self, img: np.ndarray, label: np.ndarray, z: float,
-                       cancellous_hu: float, cortex_hu: float):
-        """Draw and label the body at z (a body slice) with its shell at ``cortex_hu`` before
-        blur; returns (window, u, v): the body's window and its pixels' coordinates in the spine
-        frame normalised to the interior's radii (for the texture); None in a disc slice."""
-        anat, canvas = self.anat, self.canvas
-        kind, index, _ = anat.region(z)
-        if kind != "body":
-            return None
-        b, sp = anat.bodies[index], anat.spine
-        rx, ry = b.radii(z)
-        cx, cy = sp.centre(z)
-        a = sp.angle
-        cortex = cortex_hu
-        for bi, endplate, angle, length, width, reach in anat.osteophytes:
-            dz = abs(z - endplate)
-            grow = length * (1.0 - dz / reach) if bi == index and dz < reach else 0.0
-            if grow < 1.0:
-                continue
-            r = b.boundary_distance(angle, z) + grow / 2 - 1.0
-            x, y = sp.to_image(z, r * math.cos(angle), r * math.sin(angle))
-            shape = canvas.ellipse(x, y, grow / 2 + 1.0, width, a + angle)
-            if shape is not None:
-                where, mask = shape
-                img[where][mask] = cortex
-                label[where][mask] = 1
-        found = canvas.window(cx, cy, max(rx, ry))
-        if found is None:
-            return None
-        where, dx, dy = found
-        c, s = math.cos(a), math.sin(a)
-        u = dx * c + dy * s
-        v = dy * c - dx * s
-        bump = np.clip(1.0 - (u * (1.0 / (0.6 * rx))) ** 2, 0.0, None)
-        au, av = np.abs(u), np.abs(v + b.dent * bump * (v > 0))
-        p = b.power
-        outer = (au * (1.0 / rx)) ** p + (av * (1.0 / ry)) ** p <= 1.0
-        shell = max(b.shell, MIN_SHELL_PX * canvas.pixel_mm)
-        ix, iy = rx - shell, ry - shell
-        inner = (au * (1.0 / ix)) ** p + (av * (1.0 / iy)) ** p <= 1.0
-        img[where][outer] = cortex
-        label[where][outer] = 1
-        img[where][inner] = cancellous_hu
-        label[where][inner] = 2
-        for bi, iu, iv, zc, radius in anat.islands:
-            rs = math.sqrt(max(radius * radius - (z - zc) ** 2, 0.0))
-            if bi == index and rs >= 2.0:  # a smaller cut would blur into a pixel or two
-                x, y = sp.to_image(z, iu, iv)
-                shape = canvas.ellipse(x, y, rs, rs)
-                if shape is not None:
-                    w, m = shape
-                    img[w][m] = anat.hu["cortex"] - 300.0
-                    label[w][m] = 1
-        return where, u * (1.0 / ix), v * (1.0 / iy)
