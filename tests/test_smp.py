@@ -68,16 +68,6 @@ def test_every_decoder_of_smp_is_registered(registry):
     assert used == set(DECODERS)
 
 
-def test_models_are_built_randomly_initialised_without_the_network(registry, no_network):
-    """encoder_weights=None reaches smp (its hub mixin records the arguments it was built
-    with), and building does not touch the network."""
-    for name in SMP_MODELS:
-        model = build(registry.model(name), seed=0)
-        assert model._hub_mixin_config["encoder_weights"] is None, name
-        assert model._hub_mixin_config["in_channels"] == 1
-        assert model._hub_mixin_config["classes"] == 3
-
-
 def test_width_is_not_an_option(registry):
     """The encoder is a fixed design: the profiles' width never reaches these factories."""
     for name in SMP_MODELS:
@@ -164,13 +154,31 @@ def test_encode_returns_the_deepest_encoder_map(registry, name):
     assert feats.shape[1] == model.encoder_channels
 
 
-def test_unused_encoder_stages_are_removed(registry):
-    """Parameters smp builds and never uses are gone (exactly these, measured with smp 0.6)."""
-    dropped = {name: build(registry.model(name), seed=0).jmedbench_dropped
-               for name in ["smp-unet-resnet34", "smp-pspnet-resnet34",
-                            "smp-unet-efficientnet-b0"]}
-    assert dropped == {"smp-unet-resnet34": [], "smp-pspnet-resnet34": ["layer3", "layer4"],
-                       "smp-unet-efficientnet-b0": ["_conv_head", "_bn1"]}
+def test_every_model_builds_offline_randomly_initialised_without_unused_modules(
+        registry, no_network):
+    """One build per model (each costs seconds) checks three things:
+
+    - encoder_weights=None reaches smp (its hub mixin records the arguments it was built with),
+      and building does not touch the network;
+    - parameters smp builds and never uses are gone: found by the hooked forward at build time,
+      and equal to the list each curated model keeps for `jmedbench list` (which builds on the
+      meta device, where no forward runs).
+    """
+    from jmedbench_smp.models import CURATED
+
+    for entry in CURATED:
+        model = build(registry.model(entry.name), seed=0)
+        config = model._hub_mixin_config
+        assert (config["encoder_weights"], config["in_channels"], config["classes"]) == \
+            (None, 1, 3), entry.name
+        assert model.jmedbench_dropped == list(entry.unused), entry.name
+    assert {e.name: e.unused for e in CURATED if e.unused} == {
+        "smp-pspnet-resnet34": ("layer3", "layer4"),
+        "smp-unet-efficientnet-b0": ("_conv_head", "_bn1"),
+        "smp-dpt-vit_tiny_patch16_224": ("model.norm", "model.head")}
+    with torch.device("meta"):
+        listed = registry.model("smp-pspnet-resnet34").factory()
+    assert sum(p.numel() for p in listed.parameters()) == 1_504_163  # without layer3/layer4
 
 
 def test_weights_saved_from_plain_smp_load_with_weights(registry, tmp_path):
@@ -200,3 +208,21 @@ def test_listed_with_parameter_counts(cli):
     # ResNet-34 U-Net: smp's published 24.4 M (with 3 classes and a 1-channel stem)
     assert rows["smp-unet-resnet34"]["params"] == pytest.approx(24.43e6, rel=0.01)
     assert all(row["params"] and row["params"] > 1e5 for row in rows.values())
+
+
+def test_the_bench_matrix_takes_the_library_patterns(registry):
+    """`jmedbench bench --models 'smp-*,monai-*'` expands to every library model (expanded
+    only: no run starts)."""
+    from jmedbench.engine.bench import expand_matrix
+
+    matrix = expand_matrix(registry, "smp-*,monai-*", "baseline", "phantom", "0", "quick")
+    models = [entry.model for entry in matrix.entries]
+    assert models[:len(SMP_MODELS)] == sorted(SMP_MODELS)
+    assert set(models) == set(SMP_MODELS) | set(registry.names("models", "monai-*"))
+
+
+def test_profile_refuses_a_size_the_spec_does_not_allow(cli):
+    result = cli("profile", "--model", "smp-pan-mobilenet_v2", "--size", "64")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "at least 128" in result.stderr

@@ -108,6 +108,9 @@ class Curated:
     encoder_title: str
     input_multiple: int
     min_size: int
+    # encoder modules smp builds and this decoder never calls (found by
+    # find_unused_encoder_modules with smp 0.6; tests/test_smp.py checks the list)
+    unused: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -126,11 +129,12 @@ class Curated:
 # three more times, so it needs at least 128.
 CURATED = [
     Curated("unet", "resnet34", "resnet", "ResNet-34", 1, 32),
-    Curated("unet", "efficientnet-b0", "efficientnet", "EfficientNet-B0", 1, 32),
+    Curated("unet", "efficientnet-b0", "efficientnet", "EfficientNet-B0", 1, 32,
+            unused=("_conv_head", "_bn1")),
     Curated("unet", "mobilenet_v2", "mobilenet", "MobileNetV2", 1, 32),
     Curated("unetplusplus", "resnet34", "resnet", "ResNet-34", 32, 32),
     Curated("fpn", "resnet34", "resnet", "ResNet-34", 32, 32),
-    Curated("pspnet", "resnet34", "resnet", "ResNet-34", 8, 32),
+    Curated("pspnet", "resnet34", "resnet", "ResNet-34", 8, 32, unused=("layer3", "layer4")),
     Curated("deeplabv3", "resnet34", "resnet", "ResNet-34", 8, 32),
     Curated("deeplabv3plus", "resnet34", "resnet", "ResNet-34", 16, 32),
     Curated("linknet", "resnet34", "resnet", "ResNet-34", 32, 32),
@@ -141,7 +145,8 @@ CURATED = [
     Curated("pan", "mobilenet_v2", "mobilenet", "MobileNetV2", 32, 128),
     Curated("upernet", "resnet34", "resnet", "ResNet-34", 32, 32),
     Curated("segformer", "mit_b0", "mit", "Mix Transformer MiT-B0", 32, 32),
-    Curated("dpt", "tu-vit_tiny_patch16_224", "vit", "ViT-Tiny/16 (timm)", 32, 32),
+    Curated("dpt", "tu-vit_tiny_patch16_224", "vit", "ViT-Tiny/16 (timm)", 32, 32,
+            unused=("model.norm", "model.head")),
 ]
 
 
@@ -227,32 +232,33 @@ def find_unused_encoder_modules(model: Any, in_channels: int, size: int) -> list
     return [n for n in unused if not any(n.startswith(o + ".") for o in unused)]
 
 
-# (smp class, encoder name, in_channels) -> unused encoder modules, found once per process
-_UNUSED: dict[tuple[str, str, int], list[str]] = {}
-
-
-def drop_unused_encoder_modules(model: Any, key: tuple[str, str, int], size: int,
-                                build_on_cpu: Callable[[], Any]) -> list[str]:
+def drop_unused_encoder_modules(model: Any, entry: Curated, encoder_name: str,
+                                in_channels: int) -> list[str]:
     """Replace the unused encoder modules (see :func:`find_unused_encoder_modules`) by
     ``nn.Identity`` and return their names.
 
-    ``jmedbench list`` builds models on the meta device (no memory) to count parameters, where
-    smp's forward cannot run; the modules are then found on a CPU copy (built without touching
-    the caller's random state), so that the listed count is that of the trained model.
+    ``jmedbench list`` builds models on the meta device (no memory, no computation) to count
+    parameters, where no forward can run: there the curated model's measured list is used, so
+    that the listed count is that of the trained model (another encoder_name is listed with its
+    unused modules counted; building it anywhere else finds and removes them).
     """
     import torch
 
-    if key not in _UNUSED:
-        probe = model
-        if next(model.parameters()).device.type == "meta":
-            with torch.device("cpu"), torch.random.fork_rng(devices=[]):
-                probe = build_on_cpu()
-        _UNUSED[key] = find_unused_encoder_modules(probe, key[2], size)
-    for name in _UNUSED[key]:
+    listing = "meta" in (next(model.parameters()).device.type, torch.get_default_device().type)
+    if not listing:
+        # probed at 64 px, or the curated model's smallest size if larger (a multiple of 32,
+        # which every encoder takes)
+        names = find_unused_encoder_modules(model, in_channels,
+                                            -(-max(64, entry.min_size) // 32) * 32)
+    elif encoder_name == entry.encoder and in_channels == 1:
+        names = list(entry.unused)
+    else:
+        names = []
+    for name in names:
         parent_name, _, child = name.rpartition(".")
         parent = model.encoder.get_submodule(parent_name) if parent_name else model.encoder
         setattr(parent, child, torch.nn.Identity())
-    return list(_UNUSED[key])
+    return names
 
 
 # -- encoder names ----------------------------------------------------------------------------
@@ -319,11 +325,8 @@ def make_factory(entry: Curated) -> Callable[..., Any]:
             raise UserError(f"[model.{name}] option encoder_name '{encoder_name}': smp cannot "
                             f"build {decoder.smp_class} on it ({_first_line(exc)})") from None
         model.jmedbench_name = name
-        # probed at 64 px, or the smallest size of the curated model if larger (a multiple of 32,
-        # which every encoder takes)
-        model.jmedbench_dropped = drop_unused_encoder_modules(
-            model, (decoder.smp_class, encoder_name, in_channels),
-            -(-max(64, entry.min_size) // 32) * 32, build)
+        model.jmedbench_dropped = drop_unused_encoder_modules(model, entry, encoder_name,
+                                                              in_channels)
         return model
 
     factory.__name__ = name.replace("-", "_")
