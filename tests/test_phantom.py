@@ -108,7 +108,7 @@ def test_erosion_option_changes_the_rim():
 
 
 def test_cortical_rim_and_cancellous_hu_like_ct(phantom):
-    """A 0.3-0.8 mm shell blurred by the kernel: the rim label is a few hundred HU, brighter
+    """A 0.15-0.8 mm shell blurred by the kernel: the rim label is a few hundred HU, brighter
     than the cancellous bone inside; cancellous bone is textured and centred near the true
     BMD (its mode is the true BMD exactly, see below)."""
     for s in all_subjects(phantom):
