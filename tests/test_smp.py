@@ -14,7 +14,7 @@ from jmedbench.errors import UserError
 from jmedbench.testing import ModelConformance, build, model_kwargs
 
 SMP_MODELS = [
-    "smp-unet-resnet34", "smp-unet-efficientnet-b0", "smp-unet-mobilenet_v2",
+    "smp-unet-resnet34", "smp-unet-efficientnet_b0", "smp-unet-mobilenet_v2",
     "smp-unetplusplus-resnet34", "smp-fpn-resnet34", "smp-pspnet-resnet34",
     "smp-deeplabv3-resnet34", "smp-deeplabv3plus-resnet34", "smp-linknet-resnet34",
     "smp-manet-resnet34", "smp-pan-mobilenet_v2", "smp-upernet-resnet34",
@@ -137,7 +137,7 @@ def test_the_unet_takes_any_size_it_declares(registry):
 
 # Deepest encoder map for a 64x96 input: (channels, reduction).
 ENCODER_SHAPES = {
-    "smp-unet-resnet34": (512, 32), "smp-unet-efficientnet-b0": (320, 32),
+    "smp-unet-resnet34": (512, 32), "smp-unet-efficientnet_b0": (320, 32),
     "smp-unet-mobilenet_v2": (1280, 32), "smp-pspnet-resnet34": (128, 8),
     "smp-deeplabv3-resnet34": (512, 8), "smp-deeplabv3plus-resnet34": (512, 16),
     "smp-segformer-mit_b0": (256, 32), "smp-dpt-vit_tiny_patch16_224": (192, 16),
@@ -174,7 +174,6 @@ def test_every_model_builds_offline_randomly_initialised_without_unused_modules(
         assert model.jmedbench_dropped == list(entry.unused), entry.name
     assert {e.name: e.unused for e in CURATED if e.unused} == {
         "smp-pspnet-resnet34": ("layer3", "layer4"),
-        "smp-unet-efficientnet-b0": ("_conv_head", "_bn1"),
         "smp-dpt-vit_tiny_patch16_224": ("model.norm", "model.head")}
     with torch.device("meta"):
         listed = registry.model("smp-pspnet-resnet34").factory()

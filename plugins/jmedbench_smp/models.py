@@ -129,8 +129,11 @@ class Curated:
 # three more times, so it needs at least 128.
 CURATED = [
     Curated("unet", "resnet34", "resnet", "ResNet-34", 1, 32),
-    Curated("unet", "efficientnet-b0", "efficientnet", "EfficientNet-B0", 1, 32,
-            unused=("_conv_head", "_bn1")),
+    # EfficientNet-B0 from timm ("tu-"), not smp's own port: that port keeps TensorFlow's
+    # BatchNorm momentum 0.01, whose running statistics after the kit's 80 learning steps made
+    # the eval-mode model predict only background although the training loss fell 1.83 -> 0.17
+    # (measured); timm's has PyTorch's 0.1 and is the zoo's unet-efficientnet_b0 encoder.
+    Curated("unet", "tu-efficientnet_b0", "efficientnet", "EfficientNet-B0 (timm)", 1, 32),
     Curated("unet", "mobilenet_v2", "mobilenet", "MobileNetV2", 1, 32),
     Curated("unetplusplus", "resnet34", "resnet", "ResNet-34", 32, 32),
     Curated("fpn", "resnet34", "resnet", "ResNet-34", 32, 32),
