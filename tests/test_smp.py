@@ -225,3 +225,37 @@ def test_profile_refuses_a_size_the_spec_does_not_allow(cli):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "at least 128" in result.stderr
+
+
+def test_loading_the_plugins_imports_neither_library():
+    """smp takes seconds to import and MONAI too: the registry (every command starts with it)
+    must not pay for them; a fresh interpreter shows they stay unimported."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom jmedbench.registry import get_registry\n"
+            "names = get_registry().names('models')\n"
+            "assert 'smp-unet-resnet34' in names and 'monai-unet' in names\n"
+            "print(sorted(m for m in ('segmentation_models_pytorch', 'monai') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("zoo_name, smp_name", [("unet-resnet34", "smp-unet-resnet34"),
+                                                ("unet-efficientnet_b0",
+                                                 "smp-unet-efficientnet_b0")])
+def test_the_zoo_timm_unets_are_the_same_network_as_smp(registry, zoo_name, smp_name):
+    """docs/model-libraries.md says which name the leaderboard keeps because these pairs are one
+    network: the same tensors in the same order, and with the same weights the same logits.
+    If either side changes, this fails and the decision there needs another look."""
+    zoo = build(registry.model(zoo_name), seed=0).eval()
+    lib = build(registry.model(smp_name), seed=1).eval()
+    zoo_state, lib_state = zoo.state_dict(), lib.state_dict()
+    assert [v.shape for v in zoo_state.values()] == [v.shape for v in lib_state.values()]
+    lib.load_state_dict(dict(zip(lib_state, zoo_state.values())), strict=True)
+    x = torch.randn(2, 1, 64, 96, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(zoo(x), lib(x))
