@@ -171,10 +171,10 @@ class ContractMixin:
         h, w = x.shape[-2:]
         stride = self.encoder.output_stride
         if h % stride or w % stride:
-            fit = lambda side: -(-side // stride) * stride  # noqa: E731
+            fit_h, fit_w = (-(-side // stride) * stride for side in (h, w))
             raise UserError(f"model '{self.jmedbench_name}': input {h}x{w}: height and width "
                             f"must be multiples of {stride} (its encoder's output stride); "
-                            f"the nearest size that fits is {fit(h)}x{fit(w)}")
+                            f"the nearest size that fits is {fit_h}x{fit_w}")
 
     def encode(self, x):
         """The encoder's deepest feature map, (B, C, H/s, W/s) with s its output stride."""
