@@ -18,7 +18,7 @@ SMP_MODELS = [
     "smp-unetplusplus-resnet34", "smp-fpn-resnet34", "smp-pspnet-resnet34",
     "smp-deeplabv3-resnet34", "smp-deeplabv3plus-resnet34", "smp-linknet-resnet34",
     "smp-manet-resnet34", "smp-pan-mobilenet_v2", "smp-upernet-resnet34",
-    "smp-segformer-mit_b0", "smp-dpt-vit_tiny_patch16_224",
+    "smp-segformer-mit_b0",
 ]
 
 
@@ -62,8 +62,9 @@ def test_every_decoder_of_smp_is_registered(registry):
     from jmedbench_smp.models import DECODERS
 
     decoders = {d.smp_class for d in DECODERS.values()}
-    # every model class smp exports (Unet, FPN, ..., DPT)
-    assert decoders == {cls.__name__ for cls in smp.MODEL_ARCHITECTURES_MAPPING.values()}
+    # every model class smp exports (Unet, FPN, ...) but DPT, which cannot pass the learning
+    # check (see DECODERS)
+    assert decoders == {cls.__name__ for cls in smp.MODEL_ARCHITECTURES_MAPPING.values()} - {"DPT"}
     used = {name.split("-")[1] for name in SMP_MODELS}
     assert used == set(DECODERS)
 
@@ -140,7 +141,7 @@ ENCODER_SHAPES = {
     "smp-unet-resnet34": (512, 32), "smp-unet-efficientnet_b0": (320, 32),
     "smp-unet-mobilenet_v2": (1280, 32), "smp-pspnet-resnet34": (128, 8),
     "smp-deeplabv3-resnet34": (512, 8), "smp-deeplabv3plus-resnet34": (512, 16),
-    "smp-segformer-mit_b0": (256, 32), "smp-dpt-vit_tiny_patch16_224": (192, 16),
+    "smp-segformer-mit_b0": (256, 32),
 }
 
 
@@ -173,8 +174,7 @@ def test_every_model_builds_offline_randomly_initialised_without_unused_modules(
             (None, 1, 3), entry.name
         assert model.jmedbench_dropped == list(entry.unused), entry.name
     assert {e.name: e.unused for e in CURATED if e.unused} == {
-        "smp-pspnet-resnet34": ("layer3", "layer4"),
-        "smp-dpt-vit_tiny_patch16_224": ("model.norm", "model.head")}
+        "smp-pspnet-resnet34": ("layer3", "layer4")}
     with torch.device("meta"):
         listed = registry.model("smp-pspnet-resnet34").factory()
     assert sum(p.numel() for p in listed.parameters()) == 1_504_163  # without layer3/layer4
