@@ -45,20 +45,15 @@ def _check_size(name: str, x: Any, multiple: int, min_size: int) -> None:
 def _unet_encode(net: Any, x: Any) -> Any:
     from monai.networks.layers.simplelayers import SkipConnection
 
-    level = net.model  # Sequential(down, SkipConnection(next level), up)
+    level = net.model  # Sequential(down, SkipConnection(next level or the bottom), up)
     while True:
         x = level[0](x)
-        inner = level[1]
-        if not isinstance(inner, SkipConnection):
-            return x
-        sub = inner.submodule
-        if isinstance(sub, type(level)) and len(sub) == 3 and isinstance(sub[1], SkipConnection):
-            level = sub
+        inner = level[1].submodule
+        if (isinstance(inner, type(level)) and len(inner) == 3
+                and isinstance(inner[1], SkipConnection)):
+            level = inner
             continue
-        if isinstance(sub, type(level)) and len(sub) == 3:  # last level: (down, skip(bottom), up)
-            level = sub
-            continue
-        return sub(x)  # the bottom layer
+        return inner(x)  # the bottom layer
 
 
 def _attention_unet_encode(net: Any, x: Any) -> Any:
@@ -172,14 +167,24 @@ def _flexible_unet(name: str, width: None = None) -> dict:
     return dict(backbone="efficientnet-b0", pretrained=False)
 
 
-def _drop_efficientnet_head(model: Any) -> None:
-    """MONAI's EfficientNet feature encoder keeps the classifier's head (1x1 convolution, its
-    norm and the linear layer) that its forward never reaches: parameters that would be saved,
-    counted and never trained. They become parameter-free identities."""
+def _fix_efficientnet_encoder(model: Any) -> None:
+    """Two fixes to MONAI's EfficientNet feature encoder, neither changing the function:
+
+    - it keeps the classifier's head (1x1 convolution, its norm and the linear layer) that its
+      forward never reaches: parameters that would be saved, counted and never trained; they
+      become parameter-free identities;
+    - its BatchNorms keep TensorFlow's momentum 0.01 (the decoder's have PyTorch's 0.1): after
+      the kit's 80 learning steps the running statistics were so far behind that the eval-mode
+      model predicted only background although the training loss fell 1.60 -> 0.15 (measured).
+      They get 0.1, as timm's EfficientNet (the zoo's and smp-unet-efficientnet_b0's) has.
+    """
     import torch.nn as nn
 
     for attr in ("_conv_head", "_bn1", "_fc"):
         setattr(model.encoder, attr, nn.Identity())
+    for module in model.encoder.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.momentum = 0.1
 
 
 def _drop_deep_supervision_heads(model: Any) -> None:
@@ -245,7 +250,7 @@ NETWORKS = [
             "Tan, Le. EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks. "
             "ICML 2019; Ronneberger et al. U-Net, MICCAI 2015",
             _flexible_unet, _flexible_unet_encode, 32, 32, tags=("unet", "efficientnet"),
-            after_build=_drop_efficientnet_head),
+            after_build=_fix_efficientnet_encoder),
     Network("monai-swinunetr", "SwinUNETR", "transformer",
             "MONAI SwinUNETR in 2-D: Swin transformer encoder (window 7, feature size 24), "
             "CNN decoder",

@@ -1,6 +1,6 @@
-"""segmentation_models_pytorch (smp) as a jmedbench plugin: every smp decoder on a curated set
-of encoders (``smp-<decoder>-<encoder>``), randomly initialised, any other smp or timm encoder
-by the ``encoder_name`` model option.
+"""segmentation_models_pytorch (smp) as a jmedbench plugin: every smp decoder but DPT (see
+models.DECODERS) on a curated set of encoders (``smp-<decoder>-<encoder>``), randomly
+initialised, any other smp or timm encoder by the ``encoder_name`` model option.
 
 Installed with ``pip install "jmedbench[smp]"`` and found through the ``jmedbench`` entry-point
 group like any outside plugin. Loading this module never imports smp (about 6 s): the specs are
