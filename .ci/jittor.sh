@@ -9,7 +9,7 @@ start=$(date +%s)
 VENV=.venv-jittor
 rm -rf "$VENV"
 python3 -m venv "$VENV"
-"$VENV/bin/pip" install -q torch==2.14.1 torchvision==0.29.1 -e ".[dev,jittor]" \
+"$VENV/bin/pip" install -q torch==2.14.1 torchvision==0.29.1 -e ".[test,jittor]" \
     -e examples/jmedbench-example-plugin
 echo "jittor CI: environment installed after $(( $(date +%s) - start )) s"
 # exit 1 = Jittor works but without oneDNN (slow, still correct): warn, test anyway
