@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import os
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,11 +43,30 @@ def open_storage(url: str | None) -> Any:
             from optuna.storages import JournalStorage
             from optuna.storages.journal import JournalFileBackend
             return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
-        storage = optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
-        return storage
+        return _open_rdb(url)
     except Exception as exc:  # sqlalchemy/driver errors: unreachable host, bad URL, no driver
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"--storage {url}: cannot open ({reason})") from None
+
+
+SCHEMA_RACE_ATTEMPTS = 5
+
+
+def _open_rdb(url: str) -> Any:
+    """Optuna's RDB storage. Workers started together on a new database all create Optuna's
+    tables; PostgreSQL lets one win and fails the others with a unique violation on its catalog
+    (measured: two workers on a fresh database failed so every time). The tables exist then, so
+    the losers open again after a short wait."""
+    import sqlalchemy.exc
+
+    for attempt in range(SCHEMA_RACE_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        except sqlalchemy.exc.IntegrityError:
+            if attempt == SCHEMA_RACE_ATTEMPTS - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def suggest(trial: optuna.Trial, name: str, entry: tuple) -> Any:
