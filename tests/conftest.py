@@ -47,6 +47,18 @@ def isolated_cache(tmp_path_factory):
         os.environ["JMEDBENCH_CACHE"] = previous
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op thread while a model test runs (conformance checks compare outputs across
+    batch sizes; one thread keeps the reduction order fixed and the cores free)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def registry():
     from jmedbench.registry import get_registry

@@ -29,12 +29,7 @@ class TestMonaiConformance(ModelConformance):
     model_names = MONAI_MODELS
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def n_params(model: torch.nn.Module) -> int:
