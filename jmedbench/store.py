@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS runs (
     details     TEXT,                   -- JSON: robustness tables, density, budgets, profile
     error       TEXT,
     host        TEXT, pid INTEGER,
-    matrix_key  TEXT                    -- identifies a matrix entry for resuming `bench`
+    matrix_key  TEXT,                   -- identifies a matrix entry for resuming `bench`
+    artifacts   TEXT                    -- JSON: {"weights": path, ...} files the run wrote
 );
 CREATE TABLE IF NOT EXISTS image_metrics (
     run_id   TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
@@ -44,6 +45,13 @@ CREATE TABLE IF NOT EXISTS image_metrics (
     slice    INTEGER NOT NULL,
     values_json TEXT NOT NULL,          -- {"dice": [per class], "iou": [...]} (NaN as null)
     PRIMARY KEY (run_id, split, subject, slice)
+);
+CREATE TABLE IF NOT EXISTS subject_metrics (
+    run_id   TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    split    TEXT NOT NULL,                 -- test | shift | an --eval-dataset prefix
+    subject  TEXT NOT NULL,
+    values_json TEXT NOT NULL,          -- {"dice_3d": [per class], "bmd_error": x, ...}
+    PRIMARY KEY (run_id, split, subject)
 );
 CREATE INDEX IF NOT EXISTS runs_by_entry ON runs(model, strategy, dataset, profile);
 CREATE INDEX IF NOT EXISTS runs_by_matrix ON runs(matrix_key);
@@ -95,10 +103,17 @@ class Store:
             self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
             self.conn.executescript(SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise UserError(f"store {self.path}: cannot open for writing ({exc})") from None
         self.conn.row_factory = sqlite3.Row
+
+    def _migrate(self) -> None:
+        """Bring a store written by an older version up to this schema (columns added since)."""
+        columns = {r[1] for r in self.conn.execute("PRAGMA table_info(runs)")}
+        if columns and "artifacts" not in columns:
+            self.conn.execute("ALTER TABLE runs ADD COLUMN artifacts TEXT")
 
     def close(self) -> None:
         self.conn.close()
@@ -130,9 +145,17 @@ class Store:
         return run_id
 
     def finish_run(self, run_id: str, *, metrics: dict[str, Any], timings: dict[str, float],
-                   details: dict[str, Any], image_rows: list[tuple[str, str, int, dict]]) -> None:
-        """Store everything a run computed, atomically, and mark it completed."""
+                   details: dict[str, Any], image_rows: list[tuple[str, str, int, dict]],
+                   subject_rows: list[tuple[str, str, dict]] = ()) -> None:
+        """Store everything a run computed, atomically, and mark it completed.
+
+        ``image_rows``: (split, subject, slice, values); ``subject_rows``: (split, subject,
+        values), the per-subject scores that rankings and tests are computed over."""
         with self.transaction() as c:
+            c.executemany(
+                "INSERT OR REPLACE INTO subject_metrics VALUES (?, ?, ?, ?)",
+                [(run_id, split, subject, _dumps(clean_nan(values)))
+                 for split, subject, values in subject_rows])
             c.executemany(
                 "INSERT OR REPLACE INTO image_metrics VALUES (?, ?, ?, ?, ?)",
                 [(run_id, split, subject, int(idx), _dumps(clean_nan(values)))
@@ -148,6 +171,19 @@ class Store:
             c.execute("UPDATE runs SET status='failed', finished=?, error=?, timings=? "
                       "WHERE run_id=?", (time.time(), error, _dumps(clean_nan(timings or {})),
                                          run_id))
+
+    def set_artifacts(self, run_id: str, artifacts: dict[str, Any]) -> None:
+        """Record files a run wrote (merged into what is recorded already)."""
+        with self.transaction() as c:
+            row = c.execute("SELECT artifacts FROM runs WHERE run_id=?", (run_id,)).fetchone()
+            merged = {**(json.loads(row[0]) if row and row[0] else {}), **artifacts}
+            c.execute("UPDATE runs SET artifacts=? WHERE run_id=?",
+                      (_dumps(clean_nan(merged)), run_id))
+
+    def delete_run(self, run_id: str) -> None:
+        """Remove a run and its image and subject rows (its files are the caller's)."""
+        with self.transaction() as c:
+            c.execute("DELETE FROM runs WHERE run_id=?", (run_id,))
 
     # -- reading -----------------------------------------------------------------------------
     def get_run(self, run_id: str) -> dict[str, Any]:
@@ -172,6 +208,13 @@ class Store:
         return [{"split": r["split"], "subject": r["subject"], "slice": r["slice"],
                  **json.loads(r["values_json"])} for r in rows]
 
+    def subject_metrics(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            "SELECT split, subject, values_json FROM subject_metrics WHERE run_id=? "
+            "ORDER BY split, subject", (run_id,)).fetchall()
+        return [{"split": r["split"], "subject": r["subject"], **json.loads(r["values_json"])}
+                for r in rows]
+
     def runs(self, *, status: str | None = None, kind: str | None = None,
              matrix_key: str | None = None) -> list[dict[str, Any]]:
         query, args = "SELECT * FROM runs WHERE 1=1", []
@@ -185,7 +228,7 @@ class Store:
 
     def _record(self, row: sqlite3.Row) -> dict[str, Any]:
         record = dict(row)
-        for key in ("config", "provenance", "timings", "metrics", "details"):
+        for key in ("config", "provenance", "timings", "metrics", "details", "artifacts"):
             record[key] = json.loads(record[key]) if record[key] else None
         if record["status"] == "running" and not _alive(record["host"], record["pid"]):
             # The process that owned it is gone (killed, crashed): it never finished.

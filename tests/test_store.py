@@ -76,3 +76,41 @@ def test_run_killed_with_sigkill_leaves_earlier_runs_and_shows_incomplete(tmp_pa
     assert runs[done]["status"] == "completed" and runs[done]["metrics"] == {"dice": 0.5}
     killed = [r for r in runs.values() if r["run_id"] != done]
     assert len(killed) == 1 and killed[0]["status"] == "incomplete"
+
+
+def test_subject_rows_artifacts_and_delete(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    run_id = store.begin_run({"model": "unet"}, {})
+    store.finish_run(run_id, metrics={}, timings={}, details={},
+                     image_rows=[("test", "s1", 0, {"dice": [1.0]})],
+                     subject_rows=[("test", "s1", {"dice_3d": [0.5, float("nan")]}),
+                                   ("test", "s0", {"dice_3d": [0.25, 1.0]})])
+    assert store.subject_metrics(run_id) == [
+        {"split": "test", "subject": "s0", "dice_3d": [0.25, 1.0]},
+        {"split": "test", "subject": "s1", "dice_3d": [0.5, None]}]
+    store.set_artifacts(run_id, {"weights": "a/model.safetensors"})
+    store.set_artifacts(run_id, {"figure": "a/fig.png"})
+    assert store.get_run(run_id)["artifacts"] == {"weights": "a/model.safetensors",
+                                                   "figure": "a/fig.png"}
+    store.delete_run(run_id)
+    assert store.runs() == [] and store.subject_metrics(run_id) == []
+    assert store.image_metrics(run_id) == []
+
+
+def test_a_store_written_before_artifacts_existed_opens(tmp_path):
+    import sqlite3
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript("""CREATE TABLE runs (run_id TEXT PRIMARY KEY, created REAL NOT NULL,
+        finished REAL, status TEXT NOT NULL, kind TEXT NOT NULL DEFAULT 'run', model TEXT,
+        strategy TEXT, dataset TEXT, profile TEXT, seed INTEGER, backend TEXT,
+        config TEXT NOT NULL, provenance TEXT NOT NULL, timings TEXT, metrics TEXT,
+        details TEXT, error TEXT, host TEXT, pid INTEGER, matrix_key TEXT);
+        INSERT INTO runs (run_id, created, status, config, provenance)
+        VALUES ('r1', 0, 'failed', '{}', '{}');""")
+    old.commit()
+    old.close()
+    store = Store(path)
+    assert store.get_run("r1")["artifacts"] is None
+    store.set_artifacts("r1", {"weights": "w"})
+    assert store.get_run("r1")["artifacts"] == {"weights": "w"}
