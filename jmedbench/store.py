@@ -96,8 +96,13 @@ def clean_nan(value: Any) -> Any:
 class Store:
     """Results of runs in one SQLite file."""
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, *,
+                 artifacts: str | Path | None = None) -> None:
         self.path = Path(path) if path else default_store_path()
+        # Files runs write (trained weights, figures): one folder per run under this root,
+        # beside the store unless given (results.sqlite -> results-artifacts/RUN_ID/).
+        self.artifacts_root = (Path(artifacts) if artifacts
+                               else self.path.with_name(self.path.stem + "-artifacts"))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
@@ -171,6 +176,15 @@ class Store:
             c.execute("UPDATE runs SET status='failed', finished=?, error=?, timings=? "
                       "WHERE run_id=?", (time.time(), error, _dumps(clean_nan(timings or {})),
                                          run_id))
+
+    def artifacts_dir(self, run_id: str) -> Path:
+        """The folder for one run's files (created)."""
+        folder = self.artifacts_root / run_id
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"artifacts folder {folder}: cannot create ({exc})") from None
+        return folder
 
     def set_artifacts(self, run_id: str, artifacts: dict[str, Any]) -> None:
         """Record files a run wrote (merged into what is recorded already)."""

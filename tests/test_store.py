@@ -114,3 +114,15 @@ def test_a_store_written_before_artifacts_existed_opens(tmp_path):
     assert store.get_run("r1")["artifacts"] is None
     store.set_artifacts("r1", {"weights": "w"})
     assert store.get_run("r1")["artifacts"] == {"weights": "w"}
+
+
+def test_artifacts_folder_beside_the_store_or_where_given(tmp_path):
+    store = Store(tmp_path / "results.sqlite")
+    assert store.artifacts_dir("r1") == tmp_path / "results-artifacts" / "r1"
+    assert (tmp_path / "results-artifacts" / "r1").is_dir()
+    elsewhere = Store(tmp_path / "s.sqlite", artifacts=tmp_path / "shared")
+    assert elsewhere.artifacts_dir("r2") == tmp_path / "shared" / "r2"
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(UserError, match="artifacts folder .*cannot create"):
+        Store(tmp_path / "t.sqlite", artifacts=blocker).artifacts_dir("r3")
