@@ -1,5 +1,6 @@
-"""First-party metrics: overlap per image and class (this module), density in
-:mod:`jmedbench_metrics.density`."""
+"""First-party metrics: overlap and surface metrics per image and class and per subject
+(:mod:`jmedbench_metrics.overlap`, :mod:`jmedbench_metrics.surface`), density in
+:mod:`jmedbench_metrics.density`; each with its worst-case rule (docs/metrics.md)."""
 
 from jmedbench.hookspecs import hookimpl
 from jmedbench.specs import Column, MetricSpec
