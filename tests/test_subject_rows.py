@@ -127,3 +127,16 @@ def test_a_quick_run_stores_subject_rows(registry, tmp_path):
                 "nsd_cancellous", "bmd_failure_rate", "bmd_mean_mae", "shift_bmd_failure_rate"):
         assert key in metrics, key
     assert "_subject_rows" not in store.get_run(result.run_id)["details"]
+
+
+@pytest.mark.parametrize("slices, contiguous", [([1, 2, 3], True), ([1, 3, 4], False),
+                                                ([2], False)])
+def test_real_ct_subjects_are_contiguous_when_their_slices_are_a_run(slices, contiguous):
+    from jmedbench_ctio.dataset import subject_from_bodies
+    yy, xx = np.mgrid[0:40, 0:40]
+    body = np.broadcast_to(np.hypot(yy - 20, xx - 20) < 10, (6, 40, 40)).copy()
+    hu = np.where(body, 200.0, -1000.0).astype(np.float32)
+    subject = subject_from_bodies("ct", hu, (2.0, 1.0, 1.0), {"L1": body}, np.array(slices),
+                                  image_size=32, erosion_mm=2.0, fov_mm=40.0, center="vertebra")
+    assert subject.contiguous is contiguous
+    assert subject.n_slices == len(slices)
