@@ -140,3 +140,13 @@ def test_real_ct_subjects_are_contiguous_when_their_slices_are_a_run(slices, con
                                   image_size=32, erosion_mm=2.0, fov_mm=40.0, center="vertebra")
     assert subject.contiguous is contiguous
     assert subject.n_slices == len(slices)
+
+
+def test_per_subject_means_do_not_collide_with_per_slice_or_bmd_keys(registry, subjects):
+    predictions = [s.label for s in subjects]
+    rows, metrics, image_metrics = score(registry, subjects, predictions)
+    per_slice = set(aggregate(image_metric_rows("test", subjects, predictions, image_metrics, 3),
+                              image_metrics, 3))
+    per_subject = set(aggregate_subjects(rows, image_metrics, 3))
+    assert not per_slice & per_subject and not (per_slice | per_subject) & set(metrics)
+    assert {"dice_3d", "nsd_3d_cancellous", "hd95_3d_cortical_undefined"} <= per_subject

@@ -168,7 +168,8 @@ def test_pooled_slices_give_a_missed_slice_the_slice_diagonal():
 
 def test_properties_over_random_masks():
     """Symmetric in prediction and truth; 0 mm and NSD 1 for identical masks; bounded by the
-    diagonal; NSD 1 at a tolerance of the largest distance, and never less at a larger one."""
+    diagonal; NSD 1 at a tolerance of the largest distance, and never less at a larger one;
+    distances twice as long at twice the spacing."""
     rng = np.random.default_rng(11)
     for _ in range(60):
         shape = tuple(int(n) for n in rng.integers(8, 24, size=2))
@@ -189,3 +190,6 @@ def test_properties_over_random_masks():
         assert 0.0 <= low <= nsd(pa, pb, 2, spacing, tolerance=1.5)[1] <= 1.0
         assert nsd(pa, pb, 2, spacing, tolerance=top)[1] == 1.0
         assert hd95(pa, pa, 2, spacing)[1] == 0.0 and nsd(pa, pa, 2, spacing)[1] == 1.0
+        doubled = tuple(2 * s for s in spacing)  # distances scale with the spacing
+        assert hd95(pa, pb, 2, doubled)[1] == pytest.approx(2 * hd95(pa, pb, 2, spacing)[1])
+        assert assd(pa, pb, 2, doubled)[1] == pytest.approx(2 * assd(pa, pb, 2, spacing)[1])

@@ -25,6 +25,8 @@ pixels the slice's worst distance), then the statistic is taken once over the po
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from typing import Callable
 
 import numpy as np
@@ -57,11 +59,36 @@ def _directed(source: np.ndarray, target: np.ndarray, spacing: tuple[float, ...]
     return ndimage.distance_transform_edt(~target, sampling=spacing)[source]
 
 
+CACHE_SIZE = 512
+_cache: OrderedDict = OrderedDict()
+
+
+def _digest(mask: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.packbits(mask).tobytes(), digest_size=16).digest()
+
+
 def surface_distances(pred: np.ndarray, truth: np.ndarray,
                       spacing: tuple[float, ...]) -> Distances | None:
     """(prediction -> truth, truth -> prediction) distances in mm of each boundary pixel of two
     boolean masks; a boundary whose counterpart is empty gets the worst distance; None when
-    both masks are empty."""
+    both masks are empty.
+
+    HD95, ASSD and NSD of the same masks (and a subject's pooled slices after its per-slice
+    scores) share one computation: the last ``CACHE_SIZE`` results are kept, keyed by the
+    masks' contents, shape and spacing. The arrays returned are shared: do not modify them."""
+    pred, truth = np.asarray(pred, dtype=bool), np.asarray(truth, dtype=bool)
+    key = (pred.shape, tuple(float(s) for s in spacing), _digest(pred), _digest(truth))
+    if key in _cache:
+        _cache.move_to_end(key)
+        return _cache[key]
+    _cache[key] = result = _surface_distances(pred, truth, spacing)
+    if len(_cache) > CACHE_SIZE:
+        _cache.popitem(last=False)
+    return result
+
+
+def _surface_distances(pred: np.ndarray, truth: np.ndarray,
+                       spacing: tuple[float, ...]) -> Distances | None:
     p, t = boundary(pred), boundary(truth)
     if not p.any() and not t.any():
         return None
