@@ -23,6 +23,9 @@ class Subject:
 
     image: (S, H, W) float32 HU; label: (S, H, W) uint8; spacing: (z, y, x) in mm.
     true_bmd: the generating BMD in HU where it is known exactly (phantoms), else None.
+    contiguous: the slices are adjacent in the scan, ``spacing[0]`` apart (a run of a CT's own
+    slices); then surface metrics per subject are 3-D. False (the default, and the phantom's
+    slices spread over L1/L2): each slice's surface is taken in 2-D and the points pooled.
     """
 
     subject_id: str
@@ -34,6 +37,7 @@ class Subject:
     age: float | None = None
     true_bmd: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    contiguous: bool = False
 
     def __post_init__(self) -> None:
         if self.image.ndim != 3 or self.image.shape != self.label.shape:

@@ -100,16 +100,36 @@ class StrategySpec:
     needs_encoder: bool = False
 
 
+SUBJECT_VALUES = "subject_values"
+"""The key under which a dataset-scope metric may return per-subject values (see MetricSpec)."""
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     """A metric.
 
     scope ``image``: ``compute(pred, target, num_classes, spacing)`` with (H, W) integer label
     maps returns an array of shape (num_classes,) with one value per class (NaN where the
-    metric is undefined for that class on that image, see ``empty_rule``).
+    metric is undefined for that class on that image, see ``worst_case``). Its run metrics are
+    means over the slices (per-slice means).
+
+    ``subject_compute`` (image metrics, optional): the same metric once per subject, over all
+    of its slices: ``subject_compute(pred, target, num_classes, spacing, contiguous)`` with
+    (S, H, W) label maps, ``spacing`` (z, y, x) in mm and ``contiguous`` from
+    :attr:`jmedbench.data.Subject.contiguous` returns (num_classes,) values. The engine stores
+    them in the run's subject rows under the metric's name (subjects are the unit of the
+    leaderboard's statistics) and adds their means over subjects as ``<name>_3d_<class>`` and
+    ``<name>_3d``. ``parameters``: constants the metric is computed with (NSD's tolerance),
+    stored in every subject row under their own names.
 
     scope ``dataset``: ``compute(evaluation)`` with a :class:`jmedbench.data.Evaluation`
-    (subjects with their predicted label maps) returns a flat dict of named floats.
+    (subjects with their predicted label maps) returns a flat dict of named floats; under
+    :data:`SUBJECT_VALUES` it may also return ``{subject_id: {name: value}}``, which the engine
+    adds to the subject rows of that split (the BMD of each subject, say).
+
+    ``worst_case``: the rule for empty masks and failures, in words (what a missed or spurious
+    structure scores, when the metric is undefined), printed in the tables' fine print.
+    ``empty_rule`` is its short form for the undefined case.
 
     ``headline`` (one image metric sets it): the metric that ranks leaderboards, is tuned for
     and is scored under corruption (mPC, rPC, mCE). ``columns``: the keys of this metric's
@@ -126,6 +146,9 @@ class MetricSpec:
     empty_rule: str = ""
     headline: bool = False
     columns: tuple[Column, ...] = ()
+    worst_case: str = ""
+    subject_compute: Callable[..., Any] | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from jmedbench.data import Dataset, Evaluation
 from jmedbench.engine.backends import get_backend
 from jmedbench.engine.build import build_dataset, check_strategy_options
 from jmedbench.engine.determinism import configure_threads
-from jmedbench.engine.evaluate import aggregate, dataset_metrics, image_metric_rows
+from jmedbench.engine.evaluate import (add_subject_values, aggregate, aggregate_subjects,
+                                       dataset_metrics, image_metric_rows, subject_metric_rows)
 from jmedbench.engine.pipeline import Timer, predict_subjects, train_model
 from jmedbench.engine.progress import Reporter
 from jmedbench.engine.robustness import evaluate_robustness
@@ -109,9 +110,10 @@ def evaluation_subjects(extra: Dataset, trained_on: Dataset) -> tuple[list, int]
 
 def evaluate_split(model: Any, dataset: Dataset, split: str, registry: Registry,
                    cfg: RunConfig, reporter: Reporter, subjects: list | None = None,
-                   prefix: str | None = None) -> tuple[list, dict[str, Any], Evaluation]:
-    """Predict ``subjects`` (default: the dataset's ``split``) and score them; metric keys
-    get ``prefix`` (default: none for test, ``<split>_`` otherwise)."""
+                   prefix: str | None = None) -> tuple[list, dict[str, Any], Evaluation, list]:
+    """Predict ``subjects`` (default: the dataset's ``split``) and score them per slice and
+    per subject: (image rows, metrics, evaluation, subject rows); metric keys get ``prefix``
+    (default: none for test, ``<split>_`` otherwise)."""
     subjects = dataset.split(split) if subjects is None else subjects
     reporter.start(f"predict {split}", len(subjects))
     predictions = []
@@ -124,8 +126,10 @@ def evaluate_split(model: Any, dataset: Dataset, split: str, registry: Registry,
     if prefix is None:
         prefix = "" if split == "test" else f"{split}_"
     metrics = aggregate(rows, image_metrics, NUM_CLASSES, prefix=prefix)
+    subject_rows = subject_metric_rows(split, subjects, predictions, image_metrics, NUM_CLASSES)
+    metrics.update(aggregate_subjects(subject_rows, image_metrics, NUM_CLASSES, prefix=prefix))
     evaluation = Evaluation(subjects, predictions, context={"split": split})
-    return rows, metrics, evaluation
+    return rows, metrics, evaluation, subject_rows
 
 
 def execute(registry: Registry, cfg: RunConfig, store: Store, reporter: Reporter | None = None,
@@ -148,7 +152,8 @@ def execute(registry: Registry, cfg: RunConfig, store: Store, reporter: Reporter
         raise
     with timer.stage("store"):
         store.finish_run(run_id, metrics=result.metrics, timings=timer.seconds,
-                         details=result.details, image_rows=result.details.pop("_rows"))
+                         details=result.details, image_rows=result.details.pop("_rows"),
+                         subject_rows=result.details.pop("_subject_rows"))
     result.timings = timer.seconds
     result.warnings += registry.notify_run_finished(store.get_run(run_id))
     return result
@@ -167,6 +172,7 @@ def _execute(registry: Registry, cfg: RunConfig, reporter: Reporter, timer: Time
     model, dataset, strategy, backend, trained = (done.model, done.dataset, done.strategy,
                                                   done.backend, done.result)
     rows: list = []
+    subject_rows: list = []
     metrics: dict[str, Any] = {}
     details: dict[str, Any] = {"train": {"steps": trained.steps, "losses": trained.losses,
                                          "images_per_second": trained.images_per_second,
@@ -183,13 +189,16 @@ def _execute(registry: Registry, cfg: RunConfig, reporter: Reporter, timer: Time
         for split in ("test", "shift"):
             if not dataset.has_split(split):
                 continue
-            split_rows, split_metrics, evaluation = evaluate_split(
+            split_rows, split_metrics, evaluation, scored = evaluate_split(
                 model, dataset, split, registry, cfg, reporter)
             rows += split_rows
             metrics.update(split_metrics)
             evaluations[split] = evaluation
             prefix = "" if split == "test" else f"{split}_"
-            extra, problems = dataset_metrics(evaluation, dataset_level, prefix, details)
+            per_subject: dict[str, dict[str, Any]] = {}
+            extra, problems = dataset_metrics(evaluation, dataset_level, prefix, details,
+                                              per_subject)
+            subject_rows += add_subject_values(scored, per_subject)
             metrics.update(extra)
             warnings += problems
         for name, extra_dataset in (eval_sets or {}).items():
@@ -201,12 +210,15 @@ def _execute(registry: Registry, cfg: RunConfig, reporter: Reporter, timer: Time
             if not subjects:
                 warnings.append(f"--eval-dataset {name}: no labelled subject to score")
                 continue
-            split_rows, split_metrics, evaluation = evaluate_split(
+            split_rows, split_metrics, evaluation, scored = evaluate_split(
                 model, dataset, f"eval:{key}", registry, cfg, reporter, subjects=subjects,
                 prefix=f"{key}_")
             rows += split_rows
             metrics.update(split_metrics)
-            extra, problems = dataset_metrics(evaluation, dataset_level, f"{key}_", details)
+            per_subject = {}
+            extra, problems = dataset_metrics(evaluation, dataset_level, f"{key}_", details,
+                                              per_subject)
+            subject_rows += add_subject_values(scored, per_subject)
             metrics.update(extra)
             warnings += [f"--eval-dataset {name}: {p}" for p in problems]
         details["eval_datasets"] = {eval_dataset_key(n): n for n in cfg.eval.datasets}
@@ -217,6 +229,7 @@ def _execute(registry: Registry, cfg: RunConfig, reporter: Reporter, timer: Time
         metrics.update(robust.pop("summary"))
         details["robustness"] = robust
     details["_rows"] = rows
+    details["_subject_rows"] = subject_rows
     details["warnings"] = warnings
     return RunResult(run_id=run_id, metrics=metrics, timings=timer.seconds, details=details,
                      warnings=warnings)

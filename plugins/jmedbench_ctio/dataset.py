@@ -154,8 +154,10 @@ def subject_from_bodies(subject_id: str, hu_volume: np.ndarray, spacing: tuple, 
     resampled = {name: (stacked[i] >= 0.5) & (winner == i) for i, name in enumerate(fractions)}
     step = fov_mm / image_size
     label = split_bodies(resampled, (step, step), erosion_mm)
+    indices = np.asarray(slices)
     return Subject(
         subject_id, image, label, (spacing[0], step, step), site=site, sex=sex, age=age,
+        contiguous=bool(indices.size > 1 and np.all(np.diff(indices) == 1)),
         meta={**(meta or {}), "erosion_mm": erosion_mm, "fov_mm": fov_mm, "center": center,
               "native_spacing": tuple(spacing), "slice_indices": np.asarray(slices).tolist()})
 

@@ -10,6 +10,8 @@ the subjects (errors are predicted minus reference, in HU):
     bmd_failed            subjects whose predicted mask has no cancellous pixel, or whose
                           values cannot be fitted: counted here, never silently dropped;
                           ``bmd_failures`` (in the run's details) names each with its reason
+    bmd_failure_rate      bmd_failed / subjects with a ground-truth BMD (a failure ranks
+                          below any measured error; the subject rows carry bmd_failed)
     bmd_reference_missing subjects whose ground-truth mask has no cancellous pixel (skipped)
     bmd_warned            predicted-mask BMDs that carry a warning (leak, poor fit, ...)
     bmd_mae, bmd_bias     mean absolute error and mean error against the ground-truth mask
@@ -17,12 +19,21 @@ the subjects (errors are predicted minus reference, in HU):
     bmd_r                 Pearson correlation of predicted and reference BMD
     bmd_category_agreement  fraction of subjects put in the same bone-status category
     bmd_category_kappa    Cohen's kappa of those categories
+    bmd_mean_mae, bmd_median_mae  the MAE of the simpler estimators: the mean (median) of the
+                          cancellous HU under the predicted mask minus the same on the
+                          ground-truth mask, over the same subjects as bmd_mae (how much the
+                          Johnson-Su mode protects the measurement from segmentation errors)
     bmd_true_mae/bias     against the subject's true BMD (phantoms), and bmd_reference_true_mae
                           for the ground-truth mask (the floor set by the fit itself)
     bmd_k_error           mean over sex x site groups of |k(predicted) - k(ground truth)|, the
                           age slope of D = -k * age + Z in HU/year (personal statistics);
                           bmd_k_groups = groups with at least 3 subjects with an age. When no
                           group has 3, bmd_k_error is omitted and bmd_k_groups is 0.
+
+Per subject (``subject_values``, merged into the run's subject rows): bmd_reference,
+bmd_predicted (None when it cannot be measured), bmd_error (predicted - reference, None when
+either failed), bmd_failed, bmd_failure (the reason or None), bmd_mean_error,
+bmd_median_error (None when either mask has no cancellous pixel) and bmd_true (phantoms).
 
 Undefined values (a correlation of fewer than 3 subjects, limits of agreement of 1) are NaN.
 Categories: L1 trabecular attenuation thresholds of Pickhardt et al. 2013 (see
@@ -40,6 +51,7 @@ from jmedbench.data import Evaluation
 from jmedbench.density.bmd import CANCELLOUS_LABEL, EmptyMaskError, bmd_from_mask
 from jmedbench.density.cohort import fit_age_line
 from jmedbench.errors import UserError
+from jmedbench.specs import SUBJECT_VALUES
 
 PICKHARDT_2013 = ("Pickhardt PJ, Pooler BD, Lauder T, Munoz del Rio A, Bruce RJ, Binkley N. "
                   "Opportunistic screening for osteoporosis using abdominal computed tomography "
@@ -90,8 +102,13 @@ def agreement(predicted: np.ndarray, reference: np.ndarray, prefix: str) -> dict
             f"{prefix}_r": _pearson(predicted, reference)}
 
 
+def _cancellous_values(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return np.asarray(image)[np.asarray(mask) == CANCELLOUS_LABEL].astype(np.float64)
+
+
 def subject_bmds(evaluation: Evaluation) -> list[dict[str, Any]]:
-    """Per subject: predicted-mask and ground-truth-mask BMD (HU), or why one is missing."""
+    """Per subject: predicted-mask and ground-truth-mask BMD (HU), or why one is missing, and
+    the simpler estimators (mean, median of the cancellous HU) on both masks."""
     rows = []
     for subject, image, prediction in evaluation:
         row: dict[str, Any] = {"subject": subject.subject_id, "sex": subject.sex,
@@ -107,8 +124,26 @@ def subject_bmds(evaluation: Evaluation) -> list[dict[str, Any]]:
             row["warnings"] = result.warnings
         except (EmptyMaskError, UserError) as exc:  # the fit raises nothing else
             row["predicted_error"] = str(exc)
+        truth_hu = _cancellous_values(image, subject.label)
+        pred_hu = _cancellous_values(image, prediction)
+        if truth_hu.size and pred_hu.size:
+            row["mean_error"] = float(pred_hu.mean() - truth_hu.mean())
+            row["median_error"] = float(np.median(pred_hu) - np.median(truth_hu))
         rows.append(row)
     return rows
+
+
+def subject_values(row: dict[str, Any]) -> dict[str, Any]:
+    """One subject's BMD values for the run's subject rows (None where not measured)."""
+    reference, predicted = row.get("reference"), row.get("predicted")
+    out = {"bmd_reference": reference, "bmd_predicted": predicted,
+           "bmd_error": (predicted - reference
+                         if predicted is not None and reference is not None else None),
+           "bmd_failed": predicted is None, "bmd_failure": row.get("predicted_error"),
+           "bmd_mean_error": row.get("mean_error"), "bmd_median_error": row.get("median_error")}
+    if row["true_bmd"] is not None:
+        out["bmd_true"] = float(row["true_bmd"])
+    return out
 
 
 def slope_error(rows: list[dict[str, Any]]) -> dict[str, float]:
@@ -144,7 +179,14 @@ def bmd_agreement(evaluation: Evaluation) -> dict[str, Any]:
         "bmd_reference_missing": float(sum("reference" not in r for r in rows)),
         "bmd_warned": float(sum(bool(r.get("warnings")) for r in both)),
     }
+    with_reference = sum("reference" in r for r in rows)
+    out["bmd_failure_rate"] = (out["bmd_failed"] / with_reference if with_reference
+                               else float("nan"))
     out.update(agreement(predicted, reference, "bmd"))
+    for estimator in ("mean", "median"):  # the same subjects as bmd_mae
+        errors = np.array([r[f"{estimator}_error"] for r in both], dtype=np.float64)
+        out[f"bmd_{estimator}_mae"] = (float(np.abs(errors).mean()) if errors.size
+                                       else float("nan"))
     cats_pred = [bone_status(v) for v in predicted]
     cats_ref = [bone_status(v) for v in reference]
     out["bmd_category_agreement"] = (float(np.mean([p == r for p, r in zip(cats_pred, cats_ref)]))
@@ -165,4 +207,5 @@ def bmd_agreement(evaluation: Evaluation) -> dict[str, Any]:
                 for r in rows if "reference" in r and "predicted" not in r]
     if failures:
         result["bmd_failures"] = failures
+    result[SUBJECT_VALUES] = {r["subject"]: subject_values(r) for r in rows}
     return result

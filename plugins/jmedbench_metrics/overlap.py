@@ -1,4 +1,5 @@
-"""Overlap metrics per image and class from one confusion count, never mutating the inputs."""
+"""Overlap metrics per image (or per subject, its voxels pooled) and class from one confusion
+count, never mutating the inputs."""
 
 from __future__ import annotations
 
@@ -43,3 +44,13 @@ def accuracy(pred, target, num_classes, spacing=None) -> np.ndarray:
     tp, npred, ntrue, total = confusion(pred, target, num_classes)
     tn = total - npred - ntrue + tp
     return (tp + tn) / total
+
+
+def subject_dice(pred, target, num_classes, spacing=None, contiguous=False) -> np.ndarray:
+    """Dice over all of a subject's slices: the voxels pooled (3-D Dice)."""
+    return dice(pred, target, num_classes)
+
+
+def subject_iou(pred, target, num_classes, spacing=None, contiguous=False) -> np.ndarray:
+    """IoU over all of a subject's slices: the voxels pooled (3-D IoU)."""
+    return iou(pred, target, num_classes)
