@@ -175,6 +175,7 @@ def _execute(registry: Registry, cfg: RunConfig, reporter: Reporter, timer: Time
     metrics: dict[str, Any] = {}
     details: dict[str, Any] = {"train": {"steps": trained.steps, "losses": trained.losses,
                                          "images_per_second": trained.images_per_second,
+                                         "peak_device_mib": trained.peak_device_mib,
                                          "class_weights": trained.class_weights},
                                "execution": done.execution.to_dict(),
                                "budget": done.context.budget, "strategy": strategy.describe(),

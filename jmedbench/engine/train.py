@@ -51,6 +51,7 @@ class TrainResult:
     images_seen: int
     losses: list[float] = field(default_factory=list)  # mean loss per logged interval
     class_weights: list[float] = field(default_factory=list)
+    peak_device_mib: float | None = None  # CUDA: peak memory allocated while training
 
     @property
     def images_per_second(self) -> float:
@@ -113,6 +114,9 @@ def train_supervised(model: torch.nn.Module, strategy: Strategy, inputs: torch.T
     optimiser = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scaler = execution.grad_scaler() if execution is not None else None
     step_model = torch.compile(model) if cfg.compile else model
+    cuda = execution is not None and execution.device_type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(execution.device)
     model.train()
     n = inputs.shape[0]
     result = TrainResult(steps=cfg.steps, seconds=0.0, images_seen=cfg.steps * cfg.batch_size,
@@ -135,6 +139,8 @@ def train_supervised(model: torch.nn.Module, strategy: Strategy, inputs: torch.T
             loss.backward()
             optimiser.step()
         log.add(step, loss.item())
+    if cuda:
+        result.peak_device_mib = round(torch.cuda.max_memory_allocated(execution.device) / 2**20, 1)
     return log.finish()
 
 
