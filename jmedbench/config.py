@@ -15,12 +15,14 @@ The code names no model, strategy or dataset: ``[run]`` of the profile does.
 
 File layout (all tables optional)::
 
-    [run]       model, strategy, dataset, seed, backend
+    [run]       model, strategy, dataset, seed, backend, device (auto | cpu | cuda | cuda:N |
+                mps), precision (auto | fp32 | bf16 | fp16): see jmedbench.engine.devices
     [data]      image_size; [data.<dataset>] options for one dataset (e.g. [data.phantom])
     [model]     options passed to every model factory that accepts them (e.g. width);
                 [model.<name>] options for one model
     [strategy]  options for the strategy parts (e.g. ssl_iterations)
-    [train]     steps, batch_size, lr, weight_decay
+    [train]     steps, batch_size, lr, weight_decay, channels_last (auto | on | off),
+                compile (torch.compile the training forward pass)
     [eval]      batch_size, robustness (corruption families), severities, datasets (scored
                 after training besides the run's own test and shift splits)
 """
@@ -55,6 +57,8 @@ class TrainConfig:
     batch_size: int = 4
     lr: float = 3e-4
     weight_decay: float = 0.0
+    channels_last: str = "auto"  # auto | on | off: NHWC memory layout (jmedbench.engine.devices)
+    compile: bool = False        # torch.compile the model for the training steps
 
 
 @dataclass
@@ -76,6 +80,8 @@ class RunConfig:
     profile: str = "default"
     seed: int = 0
     backend: str = "torch"
+    device: str = "auto"     # auto | cpu | cuda | cuda:N | mps
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast; see jmedbench.engine.devices)
     weights: str | None = None  # initial parameters (.safetensors / .pt), see jmedbench.weights
     data: DataConfig = field(default_factory=DataConfig)
     model_options: dict[str, Any] = field(default_factory=dict)
@@ -97,7 +103,7 @@ class RunConfig:
 
 
 RUN_KEYS = {"model": str, "strategy": str, "dataset": str, "seed": int, "backend": str,
-            "weights": str}
+            "device": str, "precision": str, "weights": str}
 SECTION_TYPES = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
 
 

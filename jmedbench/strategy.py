@@ -34,6 +34,9 @@ class TrainContext:
     progress: Callable[[str, int, int], None] | None = None  # (task, done, total)
     budget: dict[str, float] = field(default_factory=dict)  # counted work, stored with the run
     to_input: Callable[[np.ndarray], Any] | None = None  # HU numpy -> model input tensor
+    # where the model runs (jmedbench.engine.devices.Execution: place_batch, autocast);
+    # None: the CPU in fp32. Pre-training moves its batches with it.
+    execution: Any = None
 
 
 class Strategy:

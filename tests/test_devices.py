@@ -10,6 +10,7 @@ from jmedbench.engine.devices import (Execution, available_devices, cpu_has_fast
                                       resolve_device,
                                       resolve_execution, resolve_precision)
 from jmedbench.errors import UserError
+from jmedbench.store import Store
 
 AVX2_ONLY = frozenset({"sse4_2", "avx", "avx2", "fma"})
 AVX512_BF16 = AVX2_ONLY | {"avx512f", "avx512_bf16"}
@@ -99,3 +100,72 @@ def test_execution_is_a_frozen_record():
     execution = Execution("cpu", "fp32", False, "test cpu")
     with pytest.raises(AttributeError):
         execution.device = "cuda:0"  # type: ignore[misc]
+
+
+# -- the options reach a run: config, training, prediction, the store ------------------------
+
+def _tiny(**overrides):
+    from jmedbench.config import build_config
+
+    return build_config("quick", overrides={"train.steps": 6, "data.image_size": 32,
+                                            "model": "unet", "strategy": "baseline",
+                                            **overrides})
+
+
+def test_a_run_records_where_and_how_it_ran_and_repeats_itself(registry, tmp_path):
+    from jmedbench.engine.run import execute
+    from jmedbench.store import Store, clean_nan
+
+    store = Store(tmp_path / "s.sqlite")
+    a = execute(registry, _tiny(device="cpu", precision="fp32"), store)
+    b = execute(registry, _tiny(device="cpu", precision="fp32"), store)
+    assert clean_nan(a.metrics) == clean_nan(b.metrics)  # same seed, device, precision
+    record = store.get_run(a.run_id)
+    for where in (record["provenance"]["execution"], record["details"]["execution"]):
+        assert where["device"] == "cpu" and where["precision"] == "fp32"
+        assert where["channels_last"] is False and where["accelerator"]
+    assert record["config"]["device"] == "cpu"
+
+
+def test_bf16_with_channels_last_trains_pretrains_and_predicts(registry, tmp_path):
+    """sas = ssl pre-training + stn + aug: every part runs under bf16 autocast in NHWC."""
+    from jmedbench.engine.run import execute
+    from jmedbench.store import Store
+
+    store = Store(tmp_path / "s.sqlite")
+    cfg = _tiny(strategy="sas", precision="bf16", **{"strategy.ssl_iterations": 2})
+    result = execute(registry, cfg, store)
+    execution = store.get_run(result.run_id)["details"]["execution"]
+    assert (execution["precision"], execution["channels_last"]) == ("bf16", True)
+    assert 0.0 <= result.metrics["dice"] <= 1.0
+
+
+def test_a_backend_that_runs_on_the_cpu_in_fp32_only():
+    limits = {"backend": "jittor", "backend_devices": ("cpu",), "backend_precisions": ("fp32",)}
+    chosen = resolve_execution("auto", "auto", **limits)
+    assert (chosen.device, chosen.precision) == ("cpu", "fp32")
+    with pytest.raises(UserError, match="backend 'jittor' trains in fp32 only"):
+        resolve_execution("cpu", "bf16", **limits)
+
+
+def test_a_bad_device_option_is_one_line_exit_2_and_stores_nothing(cli, tmp_path):
+    """(The other refusals are the resolver's, tested above; one subprocess is enough.)"""
+    store = tmp_path / "s.sqlite"
+    out = cli("run", "--model", "unet", "--strategy", "baseline", "--profile", "quick",
+              "--store", str(store), "--precision", "fp16", "--device", "cpu")
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines() == [
+        "error: --precision fp16: not on the CPU (no fast fp16 kernels, and a gradient scaler "
+        "is a CUDA tool); use bf16 or fp32"]
+    assert "Traceback" not in out.stderr
+    assert not store.exists() or Store(store).runs() == []
+
+
+def test_device_keys_in_a_config_file(tmp_path):
+    from jmedbench.config import build_config
+
+    path = tmp_path / "c.toml"
+    path.write_text('[run]\ndevice = "cpu"\nprecision = "bf16"\n[train]\nchannels_last = "off"\n')
+    cfg = build_config("quick", path)
+    assert (cfg.device, cfg.precision, cfg.train.channels_last) == ("cpu", "bf16", "off")
+    assert not resolve_execution(cfg.device, cfg.precision, cfg.train.channels_last).channels_last

@@ -27,6 +27,27 @@ def add_store_option(parser) -> None:
                              "~/.local/share/jmedbench/results.sqlite")
 
 
+def add_execution_options(parser, *, compile_option: bool = True) -> None:
+    """--device, --precision, --channels-last (and --compile): jmedbench.engine.devices."""
+    parser.add_argument("--device", help="auto (default: the first CUDA GPU, else MPS, else "
+                        "the CPU) | cpu | cuda | cuda:N | mps")
+    parser.add_argument("--precision", help="auto (default: bf16 on CUDA and on CPUs with "
+                        "native bf16, else fp32) | fp32 | bf16 | fp16 (CUDA)")
+    parser.add_argument("--channels-last", choices=("auto", "on", "off"),
+                        help="NHWC memory layout (default auto: on CUDA, and with bf16 on "
+                             "the CPU)")
+    if compile_option:
+        parser.add_argument("--compile", action="store_const", const=True, default=None,
+                            help="torch.compile the model for the training steps")
+
+
+def execution_overrides(args) -> dict:
+    """The config overrides of :func:`add_execution_options` (None = keep the profile's)."""
+    return {"device": args.device, "precision": args.precision,
+            "train.channels_last": args.channels_last,
+            "train.compile": getattr(args, "compile", None)}
+
+
 def add_json_option(parser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")
 

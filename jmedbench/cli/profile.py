@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from jmedbench.cli.common import (add_json_option, add_store_option, console, err_console,
-                                  print_json)
+from jmedbench.cli.common import (add_execution_options, add_json_option, add_store_option,
+                                  console, err_console, print_json)
+from jmedbench.engine.backends import get_backend
+from jmedbench.engine.devices import resolve_execution
 from jmedbench.errors import UserError
 from jmedbench.engine.profiling import (DEFAULT_BATCH, DEFAULT_SIZE, profile_model, select_models,
                                  size_error, store_profile)
@@ -25,6 +27,7 @@ def register(sub) -> None:
     p.add_argument("--batch", type=int, default=DEFAULT_BATCH,
                    help=f"batch size of the training step (default {DEFAULT_BATCH})")
     p.add_argument("--backend", default="torch", help="model backend (default torch)")
+    add_execution_options(p, compile_option=False)
     p.add_argument("--repeats", type=int, default=5,
                    help="timed repeats after 2 warm-up runs; the median is reported (default 5)")
     p.add_argument("--threads", type=int,
@@ -49,6 +52,11 @@ def cmd_profile(args) -> int:
     if args.size < 1:
         raise UserError(f"--size {args.size}: must be a positive number of pixels")
     registry = get_registry()
+    backend = get_backend(registry, args.backend)
+    execution = resolve_execution(args.device or "auto", args.precision or "auto",
+                                  args.channels_last or "auto", backend=backend.name,
+                                  backend_devices=backend.devices,
+                                  backend_precisions=backend.precisions)
     specs = select_models(registry, args.model, args.backend)
     if args.weights and len(specs) > 1:
         raise UserError(f"--weights: give one model, not a pattern ('{args.model}' matches "
@@ -74,7 +82,7 @@ def cmd_profile(args) -> int:
                           f"batch {args.batch}")
             row = profile_model(registry, spec.name, size=args.size, batch=args.batch,
                                 backend=args.backend, weights=args.weights,
-                                repeats=args.repeats)
+                                repeats=args.repeats, execution=execution)
             if store is not None:
                 row["run_id"] = store_profile(store, row, registry)
             rows.append(row)
@@ -82,8 +90,10 @@ def cmd_profile(args) -> int:
         print_json(rows)
         return 0
     threads = rows[0]["threads"] if rows else torch.get_num_threads()
+    layout = ", channels_last" if execution.channels_last else ""
     table = Table(title=f"{len(rows)} model profile(s): {args.size}x{args.size}, training batch "
-                        f"{args.batch}, {threads} thread(s)")
+                        f"{args.batch}, {execution.device} {execution.precision}{layout} "
+                        f"({execution.accelerator}), {threads} thread(s)")
     for column in ("model", "family", "params (M)", "GFLOPs", "forward ms", "train step ms",
                    "train img/s", "train peak MiB"):
         table.add_column(column, justify="left" if column in ("model", "family") else "right")

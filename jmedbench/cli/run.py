@@ -7,8 +7,9 @@ from typing import Any
 
 from rich.table import Table
 
-from jmedbench.cli.common import (add_json_option, add_store_option, comma_list, console,
-                                  err_console, fmt, print_json)
+from jmedbench.cli.common import (add_execution_options, add_json_option, add_store_option,
+                                  comma_list, console, err_console, execution_overrides, fmt,
+                                  print_json)
 from jmedbench.columns import table_columns
 from jmedbench.config import build_config
 from jmedbench.engine.progress import RichReporter
@@ -27,6 +28,7 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--steps", type=int, help="training steps (overrides the profile)")
     p.add_argument("--backend", help="torch (default) or jittor")
+    add_execution_options(p)
     p.add_argument("--config", metavar="FILE.toml", help="a TOML file merged over the profile")
     p.add_argument("--robustness", nargs="?", const="all", metavar="FAMILY,...",
                    help="also score under corruptions (all families, or a comma list)")
@@ -57,6 +59,7 @@ def cmd_run(args) -> int:
         "train.steps": args.steps,
         "eval.robustness": (robustness or ["all"]) if robustness is not None else None,
         "eval.datasets": comma_list(args.eval_dataset, "--eval-dataset"),
+        **execution_overrides(args),
     })
     registry = get_registry()
     store = Store(args.store)
@@ -99,6 +102,10 @@ def cmd_show(args) -> int:
     for key in ("model", "strategy", "dataset", "profile", "seed", "backend", "status"):
         table.add_row(key, str(record[key]))
     prov = record["provenance"] or {}
+    execution = prov.get("execution") or {"device": "cpu", "precision": "fp32"}
+    table.add_row("device", f"{execution['device']} {execution['precision']}"
+                            f"{' channels_last' if execution.get('channels_last') else ''}"
+                            f" ({execution.get('accelerator', prov.get('cpu'))})")
     table.add_row("git commit", str(prov.get("git_commit")))
     table.add_row("versions", ", ".join(f"{k} {v}" for k, v in prov.get("versions", {}).items()))
     table.add_row("host", f"{prov.get('host')} ({prov.get('cpu')})")

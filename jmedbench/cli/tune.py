@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from jmedbench.cli.common import add_json_option, console, err_console, fmt, print_json
+from jmedbench.cli.common import (add_execution_options, add_json_option, console, err_console,
+                                  execution_overrides, fmt, print_json)
 from jmedbench.config import build_config
 from jmedbench.engine.progress import RichReporter
 from jmedbench.engine.tune import run_study
@@ -21,6 +22,7 @@ def register(sub) -> None:
     p.add_argument("--profile", default="quick")
     p.add_argument("--config", metavar="FILE.toml")
     p.add_argument("--seed", type=int)
+    add_execution_options(p)
     p.add_argument("--trials", type=int, default=10, help="total trials over all workers")
     p.add_argument("--storage", metavar="URL", help="journal:PATH, sqlite:///PATH or "
                    "postgresql://user:pass@host/db (default: in memory, one process)")
@@ -32,7 +34,8 @@ def register(sub) -> None:
 
 def cmd_tune(args) -> int:
     cfg = build_config(args.profile, args.config, {"model": args.model, "strategy": args.strategy,
-                                                   "dataset": args.dataset, "seed": args.seed})
+                                                   "dataset": args.dataset, "seed": args.seed,
+                                                   **execution_overrides(args)})
     reporter = RichReporter(err_console)
     try:
         result = run_study(get_registry(), cfg, args.trials, args.storage, args.study, reporter,

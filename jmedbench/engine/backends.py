@@ -11,6 +11,12 @@ shared and numpy (datasets, metrics, density, robustness scoring). What a backen
 - ``predict(model, inputs, batch_size)``: label maps (N, H, W) uint8.
 - ``num_parameters(model)``.
 
+Where and in which number format: a backend carries an ``execution``
+(:class:`jmedbench.engine.devices.Execution`, resolved from ``--device``/``--precision``;
+None means the CPU in fp32). ``devices``/``precisions`` say what a backend can run (None:
+whatever torch can); :func:`jmedbench.engine.pipeline.run_backend` binds the resolved execution
+with :meth:`Backend.with_execution`, and the engine trains and predicts through that bound copy.
+
 The data side is the same for every backend: model inputs are ``torch`` tensors made by
 :func:`to_input` from HU images, and batches are drawn and augmented (``Strategy.augment``) in
 torch with the run's ``torch.Generator``. A backend converts a finished batch to its own arrays.
@@ -24,6 +30,7 @@ point ``torch``) and is always available.
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Callable
 
 import numpy as np
@@ -48,6 +55,20 @@ class Backend:
     """The interface the engine uses; :class:`TorchBackend` is the reference implementation."""
 
     name = "?"
+    devices: tuple[str, ...] | None = ("cpu",)   # device types it runs on; None: any of torch's
+    precisions: tuple[str, ...] | None = ("fp32",)
+    execution: Any = None                         # an Execution, or None: the CPU in fp32
+
+    def with_execution(self, execution: Any) -> "Backend":
+        """This backend bound to one device and precision (a copy; the framework is shared)."""
+        bound = copy.copy(self)
+        bound.execution = execution
+        return bound
+
+    def place_model(self, model: Any) -> Any:
+        """The model on this backend's device in its memory layout (the framework's default
+        place unless a backend can run elsewhere)."""
+        return model
 
     def seed(self, seed: int) -> None:
         raise NotImplementedError
@@ -82,20 +103,28 @@ class TorchBackend(Backend):
     """PyTorch: the engine's own training loop (:mod:`jmedbench.engine.train`)."""
 
     name = "torch"
+    devices = None      # cpu, cuda, mps
+    precisions = None   # fp32, bf16, fp16
+
+    def place_model(self, model):
+        return self.execution.place_model(model) if self.execution is not None else model
 
     def seed(self, seed: int) -> None:
         import torch
         torch.manual_seed(seed)
+        if torch.cuda.is_available():
+            torch.cuda.manual_seed_all(seed)
 
     def train(self, model, strategy, inputs, labels, cfg, seed, num_classes, reporter=None,
               log_every=50, on_log=None):
         from jmedbench.engine.train import train_supervised
         return train_supervised(model, strategy, inputs, labels, cfg, seed, num_classes,
-                                reporter, log_every=log_every, on_log=on_log)
+                                reporter, log_every=log_every, on_log=on_log,
+                                execution=self.execution)
 
     def predict(self, model, inputs, batch_size=16):
         from jmedbench.engine.train import predict
-        return predict(model, inputs, batch_size)
+        return predict(model, inputs, batch_size, execution=self.execution)
 
     def num_parameters(self, model) -> int:
         return sum(p.numel() for p in model.parameters())

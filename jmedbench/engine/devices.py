@@ -104,6 +104,7 @@ def cpu_has_fast_bf16(flags: frozenset[str] | None = None) -> bool:
     return any(flag in flags for flag in CPU_BF16_FLAGS)
 
 
+@lru_cache(maxsize=1)
 def cpu_name() -> str:
     import platform
 
@@ -177,20 +178,39 @@ def resolve_precision(name: str, device: str, flags: frozenset[str] | None = Non
     return text
 
 
+CHANNELS_LAST = {"auto": "auto", "on": True, "off": False, True: True, False: False}
+
+
 def resolve_execution(device: str = "auto", precision: str = "auto",
-                      channels_last: bool | str = "auto") -> Execution:
-    """Device, precision and layout as one value (the thing a run records)."""
+                      channels_last: bool | str = "auto", *,
+                      backend: str = "torch", backend_devices: tuple[str, ...] | None = None,
+                      backend_precisions: tuple[str, ...] | None = None) -> Execution:
+    """Device, precision and layout as one value (the thing a run records).
+
+    ``backend_devices``/``backend_precisions``: what a backend other than torch can run
+    (device types such as ``("cpu",)``; None = whatever torch can). ``auto`` then picks within
+    them; an explicit choice outside them is a :class:`UserError` naming the backend."""
     import torch
 
+    if backend_devices is not None and str(device).strip().lower() == "auto":
+        device = backend_devices[0]
     resolved = resolve_device(device)
-    chosen = resolve_precision(precision, resolved)
     kind = resolved.split(":")[0]
-    if channels_last == "auto":
+    if backend_devices is not None and kind not in backend_devices:
+        raise UserError(f"--device {device}: backend '{backend}' runs on "
+                        f"{' or '.join(backend_devices)} only")
+    if backend_precisions is not None and str(precision).strip().lower() == "auto":
+        precision = backend_precisions[0]
+    chosen = resolve_precision(precision, resolved)
+    if backend_precisions is not None and chosen not in backend_precisions:
+        raise UserError(f"--precision {precision}: backend '{backend}' trains in "
+                        f"{' or '.join(backend_precisions)} only")
+    key = channels_last.strip().lower() if isinstance(channels_last, str) else channels_last
+    if key not in CHANNELS_LAST:
+        raise UserError(f"channels_last {channels_last!r}: expected auto, on or off")
+    layout = CHANNELS_LAST[key]
+    if layout == "auto":
         layout = kind == "cuda" or (kind == "cpu" and chosen == "bf16")
-    elif isinstance(channels_last, bool):
-        layout = channels_last
-    else:
-        raise UserError(f"channels_last {channels_last!r}: expected true, false or 'auto'")
     if kind == "cuda":
         accelerator = torch.cuda.get_device_name(int(resolved.split(":")[1]))
     elif kind == "mps":

@@ -18,6 +18,7 @@ from jmedbench.data import Dataset, stack_slices
 from jmedbench.engine.backends import Backend, get_backend, to_input
 from jmedbench.engine.build import build_dataset, build_model, build_strategy
 from jmedbench.engine.determinism import seed_everything
+from jmedbench.engine.devices import Execution, resolve_execution
 from jmedbench.engine.progress import Reporter
 from jmedbench.engine.train import TrainResult
 from jmedbench.labels import NUM_CLASSES
@@ -53,6 +54,20 @@ class TrainedModel:
     backend: Backend
     context: TrainContext
     result: TrainResult
+    execution: Execution
+
+
+def run_execution(registry: Registry, cfg: RunConfig) -> Execution:
+    """The device, precision and layout ``cfg`` asks for, within what its backend can run."""
+    backend = get_backend(registry, cfg.backend)
+    return resolve_execution(cfg.device, cfg.precision, cfg.train.channels_last,
+                             backend=backend.name, backend_devices=backend.devices,
+                             backend_precisions=backend.precisions)
+
+
+def run_backend(registry: Registry, cfg: RunConfig) -> Backend:
+    """``cfg``'s backend bound to its execution: what trains and predicts for a run."""
+    return get_backend(registry, cfg.backend).with_execution(run_execution(registry, cfg))
 
 
 def train_model(registry: Registry, cfg: RunConfig, reporter: Reporter | None = None,
@@ -68,7 +83,8 @@ def train_model(registry: Registry, cfg: RunConfig, reporter: Reporter | None = 
     reporter = reporter or Reporter()
     timer = timer or Timer()
     seed_everything(cfg.seed)
-    backend = get_backend(registry, cfg.backend)
+    backend = run_backend(registry, cfg)
+    execution = backend.execution
     backend.seed(cfg.seed)
     with timer.stage("data"):
         dataset = dataset or build_dataset(registry, cfg)
@@ -87,16 +103,18 @@ def train_model(registry: Registry, cfg: RunConfig, reporter: Reporter | None = 
                        unlabelled_images=unlabelled, seed=cfg.seed,
                        options=cfg.strategy_options, model_spec=spec,
                        progress=reporter.callback,
-                       to_input=to_input)
+                       to_input=to_input, execution=execution)
+    model = backend.place_model(model)
     with timer.stage("pretrain"):
         strategy.pretrain(model, ctx)
     model = strategy.prepare_model(model, ctx)
+    model = backend.place_model(model)  # a strategy may wrap it (stn) in new CPU modules
     step_callback = None if on_log is None else lambda step, loss: on_log(step, loss, model)
     with timer.stage("train"):
         trained = backend.train(model, strategy, inputs, labels, cfg.train, cfg.seed,
                                 NUM_CLASSES, reporter, log_every=log_every,
                                 on_log=step_callback)
-    return TrainedModel(model, spec, dataset, strategy, backend, ctx, trained)
+    return TrainedModel(model, spec, dataset, strategy, backend, ctx, trained, execution)
 
 
 def predict_subjects(model: Any, images: list[np.ndarray], batch_size: int,

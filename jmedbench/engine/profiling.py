@@ -23,6 +23,10 @@ What each number is (and is not):
   overhead, so it is what the model needs, not the process's resident size. None when this
   torch build does not report allocation events. (``tracemalloc`` does not see torch's
   allocations, and ``ru_maxrss`` is a process-wide high-water mark that mixes in imports.)
+- ``device``, ``precision``, ``channels_last``, ``accelerator``: where and how it ran
+  (``--device``/``--precision``, :mod:`jmedbench.engine.devices`); on CUDA every timed call
+  ends with a synchronisation and ``train_peak_mib`` is ``torch.cuda.max_memory_allocated``
+  during the step minus what was allocated before it.
 - timings depend on the machine, the thread count (``threads``, recorded) and the load of
   other processes; compare numbers measured in the same session only.
 """
@@ -40,6 +44,7 @@ import torch
 from jmedbench import provenance
 from jmedbench.engine.backends import get_backend
 from jmedbench.engine.build import instantiate_model
+from jmedbench.engine.devices import Execution, resolve_execution
 from jmedbench.engine.train import dice_ce_loss
 from jmedbench.errors import UserError
 from jmedbench.labels import IN_CHANNELS, NUM_CLASSES
@@ -51,7 +56,8 @@ DEFAULT_SIZE = 256
 DEFAULT_BATCH = 4
 PROFILE_KEYS = ("model", "family", "backend", "size", "batch", "params", "params_total",
                 "gflops", "forward_ms", "train_step_ms", "train_images_per_s",
-                "train_peak_mib", "weights_mib", "threads", "weights_file")
+                "train_peak_mib", "weights_mib", "threads", "weights_file", "device", "precision",
+                "channels_last", "accelerator")
 
 
 def size_error(spec: ModelSpec, size: int) -> str | None:
@@ -85,14 +91,18 @@ def select_models(registry: Registry, pattern: str, backend: str = "torch") -> l
     return [registry.model(pattern, backend)]  # UnknownNameError says "did you mean"
 
 
-def median_ms(func, repeats: int, warmup: int) -> float:
-    """Median wall time of ``func()`` in milliseconds over ``repeats`` calls after ``warmup``."""
+def median_ms(func, repeats: int, warmup: int, sync=None) -> float:
+    """Median wall time of ``func()`` in milliseconds over ``repeats`` calls after ``warmup``
+    (``sync()`` after each call: a GPU's queued work counts)."""
+    sync = sync or (lambda: None)
     for _ in range(warmup):
         func()
+    sync()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         func()
+        sync()
         times.append(time.perf_counter() - t0)
     return statistics.median(times) * 1000.0
 
@@ -136,13 +146,27 @@ def peak_step_memory(step) -> int | None:
     return peak
 
 
+def cuda_step_memory(step, device: str) -> int:
+    """Peak bytes allocated on a CUDA device during ``step()`` beyond what existed before."""
+    torch.cuda.synchronize(device)
+    before = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    step()
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device) - before
+
+
 def profile_model(registry: Registry, name: str, *, size: int = DEFAULT_SIZE,
                   batch: int = DEFAULT_BATCH, backend: str = "torch",
                   weights: str | None = None, options: dict[str, Any] | None = None,
                   repeats: int = 5, warmup: int = 2, memory: bool = True,
-                  seed: int = 0) -> dict[str, Any]:
-    """Profile one registered model; returns a flat dict with the keys of PROFILE_KEYS."""
+                  seed: int = 0, execution: Execution | None = None) -> dict[str, Any]:
+    """Profile one registered model; returns a flat dict with the keys of PROFILE_KEYS.
+    ``execution``: device, precision and layout (default: the CPU in fp32)."""
+    execution = execution or resolve_execution("cpu", "fp32")
     if backend != "torch":  # measured by the backend, next to its torch twin in the same run
+        if (execution.device, execution.precision) != ("cpu", "fp32"):
+            raise UserError(f"--backend {backend}: profiled on the CPU in fp32 only")
         return get_backend(registry, backend).profile_model(
             registry, name, size=size, batch=batch, weights=weights, options=options,
             repeats=repeats, warmup=warmup, seed=seed)
@@ -163,6 +187,11 @@ def profile_model(registry: Registry, name: str, *, size: int = DEFAULT_SIZE,
     x = torch.randn(batch, IN_CHANNELS, size, size, generator=generator)
     target = torch.randint(0, NUM_CLASSES, (batch, size, size), generator=generator)
     class_weights = torch.ones(NUM_CLASSES)
+    model = execution.place_model(model)
+    one, x = execution.place_batch(one), execution.place_batch(x)
+    target, class_weights = execution.to_device(target), execution.to_device(class_weights)
+    cuda = execution.device_type == "cuda"
+    sync = (lambda: torch.cuda.synchronize(execution.device)) if cuda else None
 
     model.eval()
     from torch.utils.flop_counter import FlopCounterMode
@@ -174,21 +203,36 @@ def profile_model(registry: Registry, name: str, *, size: int = DEFAULT_SIZE,
         gflops = counter.get_total_flops() / 1e9
 
         def forward() -> None:
-            model(one)
+            with execution.autocast():
+                model(one)
 
-        forward_ms = median_ms(forward, repeats, warmup)
+        forward_ms = median_ms(forward, repeats, warmup, sync)
 
     model.train()
     optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-4)
 
-    def train_step() -> None:
-        loss = dice_ce_loss(model(x), target, class_weights)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
+    scaler = execution.grad_scaler()
 
-    step_ms = median_ms(train_step, repeats, warmup)
-    peak = peak_step_memory(train_step) if memory else None
+    def train_step() -> None:
+        with execution.autocast():
+            logits = model(x)
+        loss = dice_ce_loss(logits.float(), target, class_weights)
+        optimiser.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            scaler.update()
+        else:
+            loss.backward()
+            optimiser.step()
+
+    step_ms = median_ms(train_step, repeats, warmup, sync)
+    if not memory:
+        peak = None
+    elif cuda:
+        peak = cuda_step_memory(train_step, execution.device)
+    else:
+        peak = peak_step_memory(train_step)
     model.eval()
     return {
         "model": name, "family": spec.family, "backend": backend, "size": size,
@@ -199,7 +243,7 @@ def profile_model(registry: Registry, name: str, *, size: int = DEFAULT_SIZE,
         "train_peak_mib": None if peak is None else _significant(peak / 2**20),
         "weights_mib": _significant(weights_bytes / 2**20),
         "threads": torch.get_num_threads(), "weights_file": str(weights) if weights else None,
-        "options": kwargs,
+        "options": kwargs, **execution.to_dict(),
     }
 
 
@@ -214,7 +258,8 @@ def store_profile(store: Any, profile: dict[str, Any], registry: Registry | None
     config = {"model": profile["model"], "backend": profile["backend"],
               "size": profile["size"], "batch": profile["batch"],
               "weights": profile.get("weights_file"), "options": profile.get("options", {}),
-              "threads": profile["threads"]}
+              "threads": profile["threads"], "device": profile.get("device", "cpu"),
+              "precision": profile.get("precision", "fp32")}
     run_id = store.begin_run(config, provenance.collect(registry), kind="profile")
     numbers = {k: v for k, v in profile.items()
                if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))}
@@ -224,11 +269,13 @@ def store_profile(store: Any, profile: dict[str, Any], registry: Registry | None
 
 
 def stored_profiles(store: Any) -> list[dict[str, Any]]:
-    """The latest completed profile per (model, backend, size, batch) in the store."""
+    """The latest completed profile per (model, backend, size, batch, device, precision) in
+    the store (profiles made before devices existed ran on the CPU in fp32)."""
     latest: dict[tuple, dict[str, Any]] = {}
     for record in store.runs(kind="profile", status="completed"):
         profile = (record.get("details") or {}).get("profile") or {}
         key = (profile.get("model"), profile.get("backend"), profile.get("size"),
-               profile.get("batch"))
+               profile.get("batch"), profile.get("device", "cpu"),
+               profile.get("precision", "fp32"))
         latest[key] = {**profile, "run_id": record["run_id"]}
     return list(latest.values())

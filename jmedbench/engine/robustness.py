@@ -39,9 +39,8 @@ import numpy as np
 
 from jmedbench.config import RunConfig
 from jmedbench.data import Evaluation, Subject
-from jmedbench.engine.backends import get_backend
 from jmedbench.engine.evaluate import aggregate, dataset_metrics, image_metric_rows
-from jmedbench.engine.pipeline import predict_subjects
+from jmedbench.engine.pipeline import predict_subjects, run_backend
 from jmedbench.engine.progress import Reporter
 from jmedbench.errors import UnknownNameError, UserError
 from jmedbench.labels import NUM_CLASSES
@@ -152,7 +151,7 @@ def evaluate_robustness(model: Any, evaluation: Evaluation, registry: Registry, 
     specs = resolve_corruptions(registry, cfg.eval.robustness)
     severities = check_severities(cfg.eval.severities, specs)
     if predict is None:
-        backend = get_backend(registry, cfg.backend)
+        backend = run_backend(registry, cfg)
         predict = lambda model, images, size: predict_subjects(model, images, size, backend)
     count = cfg.eval.robustness_subjects or len(evaluation.subjects)
     subjects = evaluation.subjects[:count]

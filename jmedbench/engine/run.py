@@ -18,7 +18,8 @@ from jmedbench.engine.build import build_dataset, check_strategy_options
 from jmedbench.engine.determinism import configure_threads
 from jmedbench.engine.evaluate import (add_subject_values, aggregate, aggregate_subjects,
                                        dataset_metrics, image_metric_rows, subject_metric_rows)
-from jmedbench.engine.pipeline import Timer, predict_subjects, train_model
+from jmedbench.engine.pipeline import (Timer, predict_subjects, run_backend, run_execution,
+                                       train_model)
 from jmedbench.engine.progress import Reporter
 from jmedbench.engine.robustness import evaluate_robustness
 from jmedbench.engine.robustness import validate as validate_robustness
@@ -46,7 +47,8 @@ def forward_gflops(model: torch.nn.Module, size: int) -> float | None:
     try:
         with torch.no_grad(), counter:
             model.eval()
-            model(torch.zeros(1, 1, size, size))
+            device = next(model.parameters()).device
+            model(torch.zeros(1, 1, size, size, device=device))
     except Exception:  # a model the counter cannot trace: report unknown, never fail the run
         return None
     return round(counter.get_total_flops() / 1e9, 4)
@@ -59,6 +61,7 @@ def validate(registry: Registry, cfg: RunConfig) -> None:
             raise UserError(f"no {key} given: use --{key}, or set {key} in the [run] table of "
                             f"the profile or of the --config file")
     get_backend(registry, cfg.backend)  # first: "not installed" says more than "no model"
+    run_execution(registry, cfg)  # a device this machine lacks, before anything is stored
     registry.model(cfg.model, cfg.backend)
     check_strategy_options(registry, cfg.strategy, cfg.strategy_options)
     registry.dataset(cfg.dataset.partition(":")[0])
@@ -119,7 +122,7 @@ def evaluate_split(model: Any, dataset: Dataset, split: str, registry: Registry,
     predictions = []
     for subject in subjects:
         predictions.extend(predict_subjects(model, [subject.image], cfg.eval.batch_size,
-                                            get_backend(registry, cfg.backend)))
+                                            run_backend(registry, cfg)))
         reporter.advance(f"predict {split}")
     image_metrics = [m for m in registry.specs("metrics") if m.scope == "image"]
     rows = image_metric_rows(split, subjects, predictions, image_metrics, NUM_CLASSES)
@@ -141,7 +144,9 @@ def execute(registry: Registry, cfg: RunConfig, store: Store, reporter: Reporter
     eval_sets = load_eval_datasets(registry, cfg)
     configure_threads()
     timer = Timer()
-    run_id = store.begin_run(cfg.to_dict(), provenance.collect(registry), matrix_key=matrix_key)
+    recorded = {**provenance.collect(registry),
+                "execution": run_execution(registry, cfg).to_dict()}
+    run_id = store.begin_run(cfg.to_dict(), recorded, matrix_key=matrix_key)
     try:
         result = _execute(registry, cfg, reporter, timer, run_id, store, eval_sets)
     except BaseException as exc:
@@ -176,7 +181,9 @@ def _execute(registry: Registry, cfg: RunConfig, reporter: Reporter, timer: Time
     metrics: dict[str, Any] = {}
     details: dict[str, Any] = {"train": {"steps": trained.steps, "losses": trained.losses,
                                          "images_per_second": trained.images_per_second,
+                                         "peak_device_mib": trained.peak_device_mib,
                                          "class_weights": trained.class_weights},
+                               "execution": done.execution.to_dict(),
                                "budget": done.context.budget, "strategy": strategy.describe(),
                                "dataset": dataset.summary(),
                                "params": backend.num_parameters(model),

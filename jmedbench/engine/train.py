@@ -4,6 +4,7 @@ cross-entropy, random batches drawn by a seeded generator. Strategies hook in th
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -50,6 +51,7 @@ class TrainResult:
     images_seen: int
     losses: list[float] = field(default_factory=list)  # mean loss per logged interval
     class_weights: list[float] = field(default_factory=list)
+    peak_device_mib: float | None = None  # CUDA: peak memory allocated while training
 
     @property
     def images_per_second(self) -> float:
@@ -91,16 +93,30 @@ class LossLog:
 def train_supervised(model: torch.nn.Module, strategy: Strategy, inputs: torch.Tensor,
                      labels: torch.Tensor, cfg: TrainConfig, seed: int, num_classes: int,
                      reporter: Reporter | None = None, log_every: int = 50,
-                     on_log: Callable[[int, float], None] | None = None) -> TrainResult:
+                     on_log: Callable[[int, float], None] | None = None,
+                     execution: Any = None) -> TrainResult:
     """Train ``model`` in place on (N, 1, H, W) inputs and (N, H, W) int64 labels.
 
     ``on_log(step, mean_loss)`` is called every ``log_every`` steps (tuning uses it to report
-    intermediate values and prune; it may raise to stop training)."""
+    intermediate values and prune; it may raise to stop training). ``execution``
+    (:class:`jmedbench.engine.devices.Execution`, None = CPU fp32): batches are drawn and
+    augmented on the CPU with the run's generator (the same batches on every device), then
+    moved to the device; the forward pass runs under its autocast, the loss in fp32;
+    ``cfg.compile`` compiles the model for these steps only (prediction and saved weights use
+    the model itself)."""
     reporter = reporter or Reporter()
     generator = torch.Generator().manual_seed(seed)
     weights = torch.from_numpy(class_weights(labels.numpy(), num_classes))
+    if execution is not None:
+        model = execution.place_model(model)
+        weights = execution.to_device(weights)
     params = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scaler = execution.grad_scaler() if execution is not None else None
+    step_model = torch.compile(model) if cfg.compile else model
+    cuda = execution is not None and execution.device_type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(execution.device)
     model.train()
     n = inputs.shape[0]
     result = TrainResult(steps=cfg.steps, seconds=0.0, images_seen=cfg.steps * cfg.batch_size,
@@ -109,20 +125,41 @@ def train_supervised(model: torch.nn.Module, strategy: Strategy, inputs: torch.T
     for step in range(1, cfg.steps + 1):
         index = torch.randint(n, (cfg.batch_size,), generator=generator)
         x, y = strategy.augment(inputs[index], labels[index], generator)
-        loss = dice_ce_loss(model(x), y, weights)
+        if execution is not None:
+            x, y = execution.place_batch(x), execution.to_device(y)
+        with _autocast(execution):
+            logits = step_model(x)
+        loss = dice_ce_loss(logits.float(), y, weights)
         optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            scaler.update()
+        else:
+            loss.backward()
+            optimiser.step()
         log.add(step, loss.item())
+    if cuda:
+        result.peak_device_mib = round(torch.cuda.max_memory_allocated(execution.device) / 2**20, 1)
     return log.finish()
 
 
+def _autocast(execution: Any) -> contextlib.AbstractContextManager:
+    return execution.autocast() if execution is not None else contextlib.nullcontext()
+
+
 @torch.no_grad()
-def predict(model: torch.nn.Module, inputs: torch.Tensor, batch_size: int = 16) -> np.ndarray:
-    """Label maps (N, H, W) uint8 by argmax of the model's logits (no autograd graph)."""
+def predict(model: torch.nn.Module, inputs: torch.Tensor, batch_size: int = 16,
+            execution: Any = None) -> np.ndarray:
+    """Label maps (N, H, W) uint8 by argmax of the model's logits (no autograd graph), on the
+    execution's device and in its precision (None: wherever the model is, in fp32)."""
     model.eval()
     out = []
     for start in range(0, inputs.shape[0], batch_size):
-        logits = model(inputs[start:start + batch_size])
-        out.append(logits.argmax(1).to(torch.uint8).numpy())
+        x = inputs[start:start + batch_size]
+        if execution is not None:
+            x = execution.place_batch(x)
+        with _autocast(execution):
+            logits = model(x)
+        out.append(logits.argmax(1).to(torch.uint8).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0,) + tuple(inputs.shape[2:]), np.uint8)

@@ -21,10 +21,9 @@ from typing import Any
 import optuna
 
 from jmedbench.config import RunConfig
-from jmedbench.engine.backends import get_backend
 from jmedbench.engine.build import build_dataset, build_strategy
 from jmedbench.engine.evaluate import aggregate, image_metric_rows
-from jmedbench.engine.pipeline import predict_subjects, train_model
+from jmedbench.engine.pipeline import predict_subjects, run_backend, train_model
 from jmedbench.engine.progress import Reporter
 from jmedbench.errors import UserError
 from jmedbench.labels import NUM_CLASSES
@@ -114,7 +113,7 @@ def objective_factory(registry: Registry, base: RunConfig, eval_every: int, repo
                 cfg.train.lr = value
             else:
                 cfg.strategy_options[name] = value
-        backend = get_backend(registry, cfg.backend)
+        backend = run_backend(registry, cfg)
 
         def validate(model: Any) -> float:
             preds = predict_subjects(model, [s.image for s in val_subjects],

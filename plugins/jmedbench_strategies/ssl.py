@@ -38,6 +38,7 @@ has one, plus the training images (their labels are not used).
 from __future__ import annotations
 
 import copy
+from contextlib import nullcontext
 import time
 from typing import Any
 
@@ -153,7 +154,7 @@ class MomentumContrast(nn.Module):
         size = self.queue.shape[0]
         keys = keys[-size:]  # more keys than places: the newest win
         idx = (self.pointer + torch.arange(keys.shape[0])) % size
-        self.queue[idx] = keys
+        self.queue[idx] = keys.to(self.queue.dtype)  # bf16 keys under autocast
         self.pointer = int((self.pointer + keys.shape[0]) % size)
 
     def step(self, view_q: torch.Tensor, view_k: torch.Tensor, optimiser: torch.optim.Optimizer,
@@ -248,10 +249,16 @@ class ContrastivePretraining(Strategy):
         batch = min(self.batch_size, n)
         queue = max(1, min(self.queue, n - batch))
         generator = torch.Generator().manual_seed(ctx.seed * 100_003 + SEED_STREAM)
-        moco = MomentumContrast(model, encoder_channels(model, inputs), self.dim, queue,
-                                self.momentum, self.temperature, self.bn_groups, generator)
+        place = ctx.execution.place_batch if ctx.execution is not None else (lambda x: x)
+        precision = ctx.execution.autocast if ctx.execution is not None else nullcontext
+        moco = MomentumContrast(model, encoder_channels(model, place(inputs[:2])), self.dim,
+                                queue, self.momentum, self.temperature, self.bn_groups,
+                                generator)
+        if ctx.execution is not None:  # heads and queue join the model's device
+            moco = ctx.execution.place_model(moco)
         start = torch.randperm(n, generator=generator)[:queue]
-        moco.fill_queue(make_view(inputs[start], generator), generator)
+        with precision():
+            moco.fill_queue(place(make_view(inputs[start], generator)), generator)
         optimiser = torch.optim.Adam([p for p in moco.query_parameters() if p.requires_grad],
                                      lr=self.lr)
         task = "ssl pretrain"
@@ -265,7 +272,9 @@ class ContrastivePretraining(Strategy):
             x = inputs[order[cursor:cursor + batch]]
             cursor += batch
             view_q, view_k = make_view(x, generator), make_view(x, generator)
-            self.losses.append(moco.step(view_q, view_k, optimiser, generator))
+            with precision():
+                self.losses.append(moco.step(place(view_q), place(view_k), optimiser,
+                                             generator))
             report(task, iteration, self.iterations)
         head = min(5, len(self.losses))
         ctx.budget.update({
