@@ -125,6 +125,8 @@ def train_supervised(model: torch.nn.Module, strategy: Strategy, inputs: torch.T
     for step in range(1, cfg.steps + 1):
         index = torch.randint(n, (cfg.batch_size,), generator=generator)
         x, y = strategy.augment(inputs[index], labels[index], generator)
+        if cuda:  # page-locked, so that the copies below overlap with the GPU's work
+            x, y = x.pin_memory(), y.pin_memory()
         if execution is not None:
             x, y = execution.place_batch(x), execution.to_device(y)
         with _autocast(execution):
