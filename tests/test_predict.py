@@ -369,3 +369,20 @@ def test_onnx_export_matches_torch_on_the_test_images(trained, registry, tmp_pat
     assert path.stat().st_size > 10_000
     assert cli("export", run_id, "--onnx", str(path), "--store", str(store.path)) == 2
     assert f"--onnx {path}: file exists" in capsys.readouterr().err
+
+
+@needs_example
+def test_a_dicom_series_gets_its_mask_on_the_series_grid(trained, registry, tmp_path):
+    """A DICOM series has no file affine: the mask is written in RAS on the series' own voxel
+    grid, so that the readers accept it as the series' label map."""
+    from jmedbench.volumes import read_volume
+
+    store, run_id = trained
+    series = SHARED_DATA / "dicom"
+    result = predict_cts(load_run_model(registry, store, run_id),
+                         [CTInput(series, "dicom", slices=(8, 11))], tmp_path / "out")
+    volume = read_volume(series)
+    labels = read_nifti_labels(tmp_path / "out" / "dicom" / "mask.nii.gz", volume)
+    assert labels.shape == volume.shape
+    assert labels[:8].max() == 0 and labels[12:].max() == 0  # only the slices asked for
+    assert result.failures == [] or "no BMD" in result.failures[0]

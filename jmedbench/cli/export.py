@@ -26,10 +26,10 @@ def register(sub) -> None:
 def cmd_export(args) -> int:
     from jmedbench.engine.export import export_onnx
     from jmedbench.registry import get_registry
-    from jmedbench.store import Store
+    from jmedbench.cli.runs import existing_store_or_error
 
-    result = export_onnx(get_registry(), Store(args.store), args.run_id, args.onnx,
-                         overwrite=args.overwrite, n_images=args.images)
+    result = export_onnx(get_registry(), existing_store_or_error(args.store), args.run_id,
+                         args.onnx, overwrite=args.overwrite, n_images=args.images)
     if args.json:
         print_json(result.to_dict())
     else:

@@ -12,12 +12,12 @@ from rich.table import Table
 
 from jmedbench.cli.common import (add_json_option, add_store_option, console, err_console,
                                   print_json)
+from jmedbench.cli.runs import existing_store_or_error
 from jmedbench.engine.predict import check_inputs, check_output_folder, predict_cts
 from jmedbench.engine.progress import RichReporter
 from jmedbench.engine.trained import load_run_model
 from jmedbench.errors import UserError
 from jmedbench.registry import get_registry
-from jmedbench.store import Store
 from jmedbench.subjects import read_subjects_csv
 
 
@@ -53,7 +53,7 @@ def cmd_predict(args) -> int:
     subjects = read_subjects_csv(args.subjects) if args.subjects else None
     inputs = check_inputs(args.cts, args.vertebrae, args.slices, subjects)
     check_output_folder(args.out, args.overwrite)
-    store = Store(args.store)
+    store = existing_store_or_error(args.store)
     run_model = load_run_model(get_registry(), store, args.run_id, args.weights)
     batch = int(((store.get_run(run_model.run_id)["config"] or {}).get("eval") or {})
                 .get("batch_size", 16))

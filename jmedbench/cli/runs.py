@@ -14,8 +14,9 @@ from jmedbench.cli.common import (add_json_option, add_store_option, console, er
                                   print_json)
 from jmedbench.columns import table_columns
 from jmedbench.errors import UserError
-from jmedbench.runs import compare_runs, created_text, delete_run, export_run, filter_runs, run_files
-from jmedbench.store import Store
+from jmedbench.runs import (compare_runs, created_text, delete_run, export_run, filter_runs,
+                            run_files)
+from jmedbench.store import Store, default_store_path
 
 SHOWN_METRICS = ("dice", "shift_dice", "bmd_mae")  # the listing's columns, where present
 
@@ -62,8 +63,27 @@ def register(sub) -> None:
     e.set_defaults(func=cmd_export)
 
 
+def _existing_store(path: str | None) -> Store | None:
+    """The store at ``path`` (or the default), or None where there is none yet: browsing must
+    not create an empty store."""
+    location = Path(path) if path else default_store_path()
+    return Store(location) if location.exists() else None
+
+
+def existing_store_or_error(path: str | None) -> Store:
+    store = _existing_store(path)
+    if store is None:
+        raise UserError(f"store {Path(path) if path else default_store_path()}: no such file "
+                        f"(no run stored there yet; --store PATH or $JMEDBENCH_STORE)")
+    return store
+
+
 def cmd_list(args) -> int:
-    store = Store(args.store)
+    store = _existing_store(args.store)
+    if store is None:
+        console.print(f"no runs: store {Path(args.store) if args.store else default_store_path()}"
+                      f" does not exist yet", highlight=False)
+        return 0
     records = filter_runs(store.runs(), since=args.since, until=args.until, model=args.model,
                           strategy=args.strategy, dataset=args.dataset, status=args.status,
                           profile=args.profile)
@@ -83,17 +103,20 @@ def cmd_list(args) -> int:
         console.print(f"no runs in {store.path}" + (" match" if _filtered(args) else ""),
                       highlight=False)
         return 0
-    table = Table(title=f"{len(records)} run(s) in {store.path}", box=box.SIMPLE_HEAD)
-    for column in ("run id", "created", "status", "model", "strategy", "dataset", "profile",
-                   "seed", "Dice", "cross-site", "BMD MAE", "weights"):
-        table.add_column(column, justify="right" if column in ("seed", "Dice", "cross-site",
-                                                               "BMD MAE") else "left",
-                         no_wrap=column == "run id")
+    # The run id begins with its creation time (YYYYMMDD-HHMMSS): no separate column.
+    table = Table(title=f"{len(records)} run(s) in {store.path}", box=box.SIMPLE_HEAD,
+                  padding=(0, 1), collapse_padding=True, show_edge=False, pad_edge=False,
+                  caption="Dice: clean test Dice; BMD: BMD MAE (HU); w: weights saved")
+    for column in ("run id", "status", "model / strategy", "dataset", "profile", "Dice",
+                   "BMD", "w"):
+        numeric = column in ("Dice", "BMD")
+        table.add_column(column, justify="right" if numeric else "left",
+                         no_wrap=column == "run id" or numeric, overflow="fold")
     for r in records:
         metrics = r.get("metrics") or {}
-        table.add_row(r["run_id"], created_text(r), r["status"], r["model"] or "",
-                      r["strategy"] or "", r["dataset"] or "", r["profile"] or "",
-                      str(r["seed"]), *(fmt(metrics.get(k), 3) for k in SHOWN_METRICS),
+        table.add_row(r["run_id"], r["status"], f"{r['model'] or ''} / {r['strategy'] or ''}",
+                      r["dataset"] or "", r["profile"] or "", fmt(metrics.get("dice"), 3),
+                      fmt(metrics.get("bmd_mae"), 1),
                       "yes" if (r.get("artifacts") or {}).get("weights") else "-")
     console.print(table)
     return 0
@@ -107,7 +130,7 @@ def _filtered(args) -> bool:
 def cmd_compare(args) -> int:
     from jmedbench.registry import get_registry
 
-    store = Store(args.store)
+    store = existing_store_or_error(args.store)
     keys = None if args.all else [c.key for c in table_columns(get_registry(), "run")]
     result = compare_runs(store, args.run_a, args.run_b, keys)
     a, b = result.a["run_id"], result.b["run_id"]
@@ -149,7 +172,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_delete(args) -> int:
-    store = Store(args.store)
+    store = existing_store_or_error(args.store)
     record = store.get_run(args.run_id)
     files = run_files(store, record)
     what = (f"run {record['run_id']} ({record['model']} / {record['strategy']} / "
@@ -170,7 +193,8 @@ def cmd_delete(args) -> int:
 
 
 def cmd_export(args) -> int:
-    written = export_run(Store(args.store), args.run_id, args.directory, args.overwrite)
+    written = export_run(existing_store_or_error(args.store), args.run_id, args.directory,
+                         args.overwrite)
     console.print(f"wrote {len(written)} file(s) to {args.directory}: "
                   + ", ".join(p.name for p in written), highlight=False)
     return 0
