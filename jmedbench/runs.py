@@ -24,6 +24,22 @@ from jmedbench.store import Store, clean_nan
 FILTER_KEYS = ("model", "strategy", "dataset", "status", "profile")
 
 
+def find_run(store: Store, run_id: str) -> dict[str, Any]:
+    """``store.get_run`` (a unique prefix is enough), with the closest stored ids added to the
+    line when there is no such run (a mistyped or truncated id)."""
+    import difflib
+
+    try:
+        return store.get_run(run_id)
+    except UserError as exc:
+        ids = [r["run_id"] for r in store.runs()]
+        close = difflib.get_close_matches(run_id, ids, n=3, cutoff=0.4)
+        close += [i for i in ids if run_id in i and i not in close][:3 - len(close)]
+        if not close or "ambiguous" in str(exc):
+            raise
+        raise UserError(f"{exc}; closest: {', '.join(close)}") from None
+
+
 def parse_date(text: str, option: str) -> datetime:
     """``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM`` (local time), or one line naming the option."""
     try:
@@ -148,7 +164,7 @@ def compare_runs(store: Store, id_a: str, id_b: str, keys: list[str] | None = No
     """Metrics both runs have (``keys`` in that order, else every shared number), with the
     difference b - a, and the paired tests over their per-subject scores where both have
     them."""
-    a, b = store.get_run(id_a), store.get_run(id_b)
+    a, b = find_run(store, id_a), find_run(store, id_b)
     if a["run_id"] == b["run_id"]:
         raise UserError(f"runs compare: both ids name run {a['run_id']}")
     ma, mb = a.get("metrics") or {}, b.get("metrics") or {}
@@ -190,7 +206,7 @@ def run_files(store: Store, record: dict[str, Any]) -> list[Path]:
 
 def delete_run(store: Store, run_id: str) -> tuple[dict[str, Any], list[Path]]:
     """Remove a run (rows and its files); returns its record and the paths removed."""
-    record = store.get_run(run_id)
+    record = find_run(store, run_id)
     files = run_files(store, record)
     store.delete_run(record["run_id"])
     for path in files:
@@ -214,7 +230,7 @@ def export_run(store: Store, run_id: str, directory: Path, overwrite: bool = Fal
     """A run as plain files: ``run.json`` (config, provenance, timings, metrics, details),
     ``image_metrics.csv``, ``subject_metrics.json`` and a copy of each recorded artifact
     (the trained weights). Returns the files written."""
-    record = store.get_run(run_id)
+    record = find_run(store, run_id)
     check_empty_folder(directory, overwrite, "runs export")
     directory.mkdir(parents=True, exist_ok=True)
     written = []

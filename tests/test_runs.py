@@ -121,6 +121,16 @@ def test_compare_an_unknown_id_names_recent_ids(tmp_path, capsys):
     assert "run id 'nope' not found" in err and a in err
 
 
+def test_a_mistyped_id_names_the_closest(tmp_path, capsys):
+    store = Store(tmp_path / "s.sqlite")
+    ids = [stored_run(store) for _ in range(4)]
+    typo = ids[0][:9] + ids[0][10:]  # one digit of the time left out
+    assert cli("runs", "delete", typo, "--yes", "--store", str(store.path)) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"run id '{typo}' not found" in err and f"closest: {ids[0]}" in err
+    assert len(store.runs()) == 4
+
+
 def test_delete_asks_removes_the_run_and_its_files_only(tmp_path, capsys, monkeypatch):
     store = Store(tmp_path / "s.sqlite")
     keep = stored_run(store, weights=True)

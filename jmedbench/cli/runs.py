@@ -15,7 +15,7 @@ from jmedbench.cli.common import (add_json_option, add_store_option, console, er
 from jmedbench.columns import table_columns
 from jmedbench.errors import UserError
 from jmedbench.runs import (compare_runs, created_text, delete_run, export_run, filter_runs,
-                            run_files)
+                            find_run, parse_date, run_files)
 from jmedbench.store import Store, default_store_path
 
 SHOWN_METRICS = ("dice", "shift_dice", "bmd_mae")  # the listing's columns, where present
@@ -79,6 +79,11 @@ def existing_store_or_error(path: str | None) -> Store:
 
 
 def cmd_list(args) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit {args.limit}: must be at least 1")
+    for option, value in (("--since", args.since), ("--until", args.until)):
+        if value:
+            parse_date(value, option)  # a bad date is a mistake even with no store yet
     store = _existing_store(args.store)
     if store is None:
         console.print(f"no runs: store {Path(args.store) if args.store else default_store_path()}"
@@ -88,8 +93,6 @@ def cmd_list(args) -> int:
                           strategy=args.strategy, dataset=args.dataset, status=args.status,
                           profile=args.profile)
     if args.limit is not None:
-        if args.limit < 1:
-            raise UserError(f"--limit {args.limit}: must be at least 1")
         records = records[:args.limit]
     if args.json:
         print_json([{key: r.get(key) for key in ("run_id", "created", "status", "model",
@@ -173,7 +176,7 @@ def cmd_compare(args) -> int:
 
 def cmd_delete(args) -> int:
     store = existing_store_or_error(args.store)
-    record = store.get_run(args.run_id)
+    record = find_run(store, args.run_id)
     files = run_files(store, record)
     what = (f"run {record['run_id']} ({record['model']} / {record['strategy']} / "
             f"{record['dataset']}, {record['status']})"

@@ -24,6 +24,7 @@ from jmedbench.engine.build import build_strategy, instantiate_model
 from jmedbench.errors import UserError
 from jmedbench.grid import DEFAULT_FOV_MM
 from jmedbench.registry import Registry
+from jmedbench.runs import find_run
 from jmedbench.store import Store
 from jmedbench.strategy import TrainContext
 from jmedbench.weights import check_compatible, read_metadata, read_state_dict, save_weights
@@ -112,7 +113,7 @@ def load_run_model(registry: Registry, store: Store, run_id: str,
                    weights: str | Path | None = None) -> RunModel:
     """The model of stored run ``run_id`` (prefix allowed), rebuilt from its weights file (or
     ``weights``, which must hold the same model), in eval mode on the CPU."""
-    record = store.get_run(run_id)
+    record = find_run(store, run_id)
     path = Path(weights) if weights else run_weights_path(record)
     meta = _decoded(read_metadata(path), path)
     if meta.get("model") != record["model"]:
