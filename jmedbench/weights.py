@@ -171,9 +171,10 @@ def save_weights(model: torch.nn.Module, path: str | Path,
         from safetensors.torch import save_file
 
         # safetensors refuses tensors that share memory (tied weights) and non-contiguous
-        # views: store an independent contiguous copy of each.
-        save_file({k: v.detach().contiguous().clone() for k, v in state.items()}, str(path),
-                  metadata=dict(metadata) if metadata else None)
+        # views: store an independent contiguous copy of each (on the CPU, wherever the model
+        # was trained).
+        tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
+        save_file(tensors, str(path), metadata=dict(metadata) if metadata else None)
     else:
         if metadata:
             raise UserError(f"weights file {path}: metadata needs a .safetensors file")

@@ -23,11 +23,12 @@ SHOWN_METRICS = ("dice", "shift_dice", "bmd_mae")  # the listing's columns, wher
 
 def register(sub) -> None:
     p = sub.add_parser("runs", help="list stored runs (newest first); compare, delete, export")
-    for key, what in (("model", "model name"), ("strategy", "strategy"),
-                      ("dataset", "dataset"), ("profile", "profile"),
-                      ("status", "completed, failed, running or incomplete")):
-        p.add_argument(f"--{key}", metavar="PATTERN", help=f"only runs whose {what} matches "
-                                                           f"(shell pattern, e.g. 'unet*')")
+    for key, example in (("model", "'unet*'"), ("strategy", "'ssl+*'"),
+                         ("dataset", "'nifti:*'"), ("profile", "quick"),
+                         ("status", "completed, failed, running or incomplete")):
+        p.add_argument(f"--{key}", metavar="PATTERN",
+                       help=f"only runs whose {key} matches this shell pattern (e.g. "
+                            f"{example})")
     p.add_argument("--since", metavar="DATE", help="only runs created on or after DATE "
                                                    "(YYYY-MM-DD[THH:MM])")
     p.add_argument("--until", metavar="DATE", help="only runs created on or before DATE")
