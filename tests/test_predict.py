@@ -386,3 +386,24 @@ def test_a_dicom_series_gets_its_mask_on_the_series_grid(trained, registry, tmp_
     assert labels.shape == volume.shape
     assert labels[:8].max() == 0 and labels[12:].max() == 0  # only the slices asked for
     assert result.failures == [] or "no BMD" in result.failures[0]
+
+
+def test_a_strategy_that_wraps_the_model_is_rebuilt_around_it(registry, tmp_path):
+    """stn puts a spatial transformer in front of the model: the saved weights are the
+    wrapper's, and predict/export rebuild the wrapper before loading them."""
+    import torch
+
+    store = Store(tmp_path / "s.sqlite")
+    cfg = build_config("quick", overrides={"strategy": "stn", "train.steps": 2,
+                                           "data.image_size": 32})
+    run_id = execute(registry, cfg, store).run_id
+    loaded = load_run_model(registry, store, run_id)
+    bare = load_run_model(registry, store, run_id).model
+    from jmedbench.engine.build import instantiate_model
+    plain, _ = instantiate_model(registry.model("unet"), {}, fitting={"width": 8})
+    count = lambda m: sum(p.numel() for p in m.parameters())
+    assert count(loaded.model) > count(plain)  # the transformer's parameters too
+    x = torch.zeros(1, 1, 32, 32)
+    with torch.no_grad():
+        assert loaded.model(x).shape == (1, NUM_CLASSES, 32, 32)
+        torch.testing.assert_close(loaded.model(x), bare(x))  # loaded, not freshly drawn
