@@ -52,6 +52,11 @@ def register(sub) -> None:
 def cmd_predict(args) -> int:
     subjects = read_subjects_csv(args.subjects) if args.subjects else None
     inputs = check_inputs(args.cts, args.vertebrae, args.slices, subjects)
+    missing = [ct.subject for ct in inputs if subjects is not None and ct.subject not in subjects]
+    if missing:
+        err_console.print(f"[yellow]warning:[/yellow] {args.subjects} has no row for subject(s) "
+                          f"{', '.join(missing)}: their sex, age and site stay empty in bmd.csv",
+                          highlight=False)
     check_output_folder(args.out, args.overwrite)
     store = existing_store_or_error(args.store)
     run_model = load_run_model(get_registry(), store, args.run_id, args.weights)
