@@ -157,8 +157,10 @@ def load_weights(model: torch.nn.Module, path: str | Path, model_name: str | Non
     return model
 
 
-def save_weights(model: torch.nn.Module, path: str | Path) -> Path:
-    """Write ``model.state_dict()`` as .safetensors or .pt/.pth (by suffix)."""
+def save_weights(model: torch.nn.Module, path: str | Path,
+                 metadata: Mapping[str, str] | None = None) -> Path:
+    """Write ``model.state_dict()`` as .safetensors or .pt/.pth (by suffix); ``metadata``
+    (strings, e.g. what rebuilds the model) goes into a safetensors file's header."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
@@ -169,8 +171,24 @@ def save_weights(model: torch.nn.Module, path: str | Path) -> Path:
         from safetensors.torch import save_file
 
         # safetensors refuses tensors that share memory (tied weights) and non-contiguous
-        # views: store an independent contiguous copy of each.
-        save_file({k: v.detach().contiguous().clone() for k, v in state.items()}, str(path))
+        # views: store an independent contiguous copy of each (on the CPU, wherever the model
+        # was trained).
+        tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
+        save_file(tensors, str(path), metadata=dict(metadata) if metadata else None)
     else:
+        if metadata:
+            raise UserError(f"weights file {path}: metadata needs a .safetensors file")
         torch.save(state, path)
     return path
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The header metadata of a .safetensors file ({} for none, or for a .pt/.pth file)."""
+    path = Path(path)
+    read_state_dict(path)  # the same one-line errors for a missing or corrupt file
+    if path.suffix.lower() not in SAFETENSORS_SUFFIXES:
+        return {}
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        return dict(fh.metadata() or {})

@@ -26,6 +26,9 @@ COMMAND_MODULES = [
     "jmedbench.cli.density",      # density, cohort
     "jmedbench.cli.dataset",
     "jmedbench.cli.corruptions",
+    "jmedbench.cli.runs",         # runs (list, compare, delete, export)
+    "jmedbench.cli.predict",
+    "jmedbench.cli.export",
 ]
 
 

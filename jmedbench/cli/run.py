@@ -10,7 +10,7 @@ from rich.table import Table
 from jmedbench.cli.common import (add_execution_options, add_json_option, add_store_option,
                                   comma_list, console, err_console, execution_overrides, fmt,
                                   print_json)
-from jmedbench.columns import table_columns
+from jmedbench.cli.summary import summary_table
 from jmedbench.config import build_config
 from jmedbench.engine.progress import RichReporter
 from jmedbench.engine.run import execute
@@ -33,6 +33,9 @@ def register(sub) -> None:
     p.add_argument("--robustness", nargs="?", const="all", metavar="FAMILY,...",
                    help="also score under corruptions (all families, or a comma list)")
     add_weights_option(p)
+    p.add_argument("--no-save-weights", action="store_true",
+                   help="do not keep the trained model (by default it is saved beside the "
+                        "store, for jmedbench predict and export)")
     p.add_argument("--eval-dataset", metavar="NAME,...",
                    help="after training, also score these datasets (e.g. example or "
                         "nifti:DIR, your own scans); their metrics are prefixed with the name")
@@ -65,24 +68,27 @@ def cmd_run(args) -> int:
     store = Store(args.store)
     reporter = RichReporter(err_console)
     try:
-        result = execute(registry, cfg, store, reporter, matrix_key=args.matrix_key)
+        result = execute(registry, cfg, store, reporter, matrix_key=args.matrix_key,
+                         save_weights=not args.no_save_weights)
     finally:
         reporter.close()
     for warning in result.warnings:
         err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    weights = (store.get_run(result.run_id).get("artifacts") or {}).get("weights")
     if args.json:
         print_json({"run_id": result.run_id, "store": str(store.path), **result.metrics,
-                    "timings": result.timings})
+                    "timings": result.timings, "weights": weights})
         return 0
-    table = Table(title=f"run {result.run_id}: {cfg.model} / {cfg.strategy} / {cfg.dataset} "
-                        f"({cfg.profile})")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    first = [c.key for c in table_columns(registry, "run")]  # as the metric plugins declare
-    for key in first + sorted(k for k in result.metrics if k not in first):
-        if key in result.metrics and not key.endswith("_undefined"):
-            table.add_row(key, fmt(result.metrics[key]))
+    title = (f"run {result.run_id}\n{cfg.model} / {cfg.strategy} / {cfg.dataset} "
+             f"({cfg.profile})")
+    table, hidden = summary_table(registry, title, result.metrics,
+                                  result.details.get("eval_datasets"))
     console.print(table)
+    if hidden:
+        console.print(f"{hidden} more metrics: jmedbench show {result.run_id} (or --json)",
+                      highlight=False)
+    if weights:
+        console.print(f"weights: {weights}", highlight=False)
     console.print(f"stored in {store.path}; timings (s): " +
                   ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items()), highlight=False)
     return 0
@@ -111,6 +117,8 @@ def cmd_show(args) -> int:
     table.add_row("host", f"{prov.get('host')} ({prov.get('cpu')})")
     if record["timings"]:
         table.add_row("timings (s)", ", ".join(f"{k} {v:.1f}" for k, v in record["timings"].items()))
+    for name, path in (record.get("artifacts") or {}).items():
+        table.add_row(name, str(path))
     if record["error"]:
         table.add_row("error", record["error"].splitlines()[0])
     for key, value in sorted((record["metrics"] or {}).items()):

@@ -23,6 +23,7 @@ from jmedbench.engine.pipeline import (Timer, predict_subjects, run_backend, run
 from jmedbench.engine.progress import Reporter
 from jmedbench.engine.robustness import evaluate_robustness
 from jmedbench.engine.robustness import validate as validate_robustness
+from jmedbench.engine.trained import save_run_weights
 from jmedbench.errors import UserError
 from jmedbench.labels import NUM_CLASSES
 from jmedbench.registry import Registry
@@ -136,9 +137,11 @@ def evaluate_split(model: Any, dataset: Dataset, split: str, registry: Registry,
 
 
 def execute(registry: Registry, cfg: RunConfig, store: Store, reporter: Reporter | None = None,
-            matrix_key: str | None = None) -> RunResult:
+            matrix_key: str | None = None, save_weights: bool = True) -> RunResult:
     """Run one configuration and store it. User mistakes raise UserError before anything is
-    stored; a failure after the run began is stored as ``failed`` with its error, then raised."""
+    stored; a failure after the run began is stored as ``failed`` with its error, then raised.
+    The trained model is saved beside the store unless ``save_weights`` is False
+    (:mod:`jmedbench.engine.trained`)."""
     reporter = reporter or Reporter()
     validate(registry, cfg)
     eval_sets = load_eval_datasets(registry, cfg)
@@ -155,10 +158,13 @@ def execute(registry: Registry, cfg: RunConfig, store: Store, reporter: Reporter
             message += "\n" + traceback.format_exc(limit=8)
         store.fail_run(run_id, message, timer.seconds)
         raise
+    trained = result.details.pop("_trained")
     with timer.stage("store"):
         store.finish_run(run_id, metrics=result.metrics, timings=timer.seconds,
                          details=result.details, image_rows=result.details.pop("_rows"),
                          subject_rows=result.details.pop("_subject_rows"))
+    if save_weights:
+        result.warnings += save_run_weights(store, run_id, cfg, trained)
     result.timings = timer.seconds
     result.warnings += registry.notify_run_finished(store.get_run(run_id))
     return result
@@ -237,6 +243,7 @@ def _execute(registry: Registry, cfg: RunConfig, reporter: Reporter, timer: Time
         details["robustness"] = robust
     details["_rows"] = rows
     details["_subject_rows"] = subject_rows
+    details["_trained"] = done  # for execute to save the weights; never stored
     details["warnings"] = warnings
     return RunResult(run_id=run_id, metrics=metrics, timings=timer.seconds, details=details,
                      warnings=warnings)

@@ -11,15 +11,18 @@ that output grid.
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from jmedbench.data import Dataset, Subject
 from jmedbench.errors import UserError
+# The resampling to the model's grid and the subjects.csv reader are the core's, shared with
+# `jmedbench predict` (which applies the resampling in reverse).
+from jmedbench.grid import AIR_HU, DEFAULT_FOV_MM, masks_centre, resample_slices  # noqa: F401
+from jmedbench.grid import patient_centre as _patient_centre
+from jmedbench.subjects import read_subjects_csv as _read_subjects_csv
 from jmedbench.volumes import CTVolume, read_nifti_labels, read_nifti_volume
 
 from jmedbench_ctio.labels import (DEFAULT_EROSION_MM, DEFAULT_OPENING_MM, LabelMapError,
@@ -29,11 +32,6 @@ CT_NAMES = ("ct.nii.gz", "ct.nii")
 VERTEBRAE_NAMES = ("vertebrae.nii.gz", "vertebrae.nii")
 BODIES_NAMES = ("vertebral_bodies.nii.gz", "vertebral_bodies.nii")
 SUBJECTS_CSV = "subjects.csv"
-AIR_HU = -1024.0
-# 160 mm holds the whole vertebra (body and posterior elements, about 100 mm front to back),
-# the psoas muscles, aorta, crura and rib tips: bone that is not labelled is in view, as in the
-# phantom. At image_size 128 a pixel is 1.25 mm, close to the in-plane resolution of clinical CT.
-DEFAULT_FOV_MM = 160.0
 CENTRES = ("vertebra", "patient")
 
 EXAMPLE_ENV = "JMEDBENCH_EXAMPLE_DATA"
@@ -65,32 +63,6 @@ def _check_options(erosion_mm: float, fov_mm: float, center: str, image_size: in
         raise UserError(f"dataset option center='{center}': use one of {', '.join(CENTRES)}")
     if image_size < 1:
         raise UserError(f"image_size {image_size}: must be positive")
-
-
-def _patient_centre(hu_slices: np.ndarray) -> np.ndarray:
-    """In-plane centroid (row, column) of the largest object denser than -500 HU (the patient)."""
-    mask = (hu_slices > -500).any(axis=0)
-    pieces, n = ndimage.label(mask)
-    if n == 0:
-        return np.array(mask.shape, float) / 2
-    sizes = ndimage.sum_labels(mask, pieces, index=np.arange(1, n + 1))
-    return np.array(ndimage.center_of_mass(pieces == int(np.argmax(sizes)) + 1))
-
-
-def resample_slices(slices: np.ndarray, pixel_mm: tuple[float, float], centre_rc: np.ndarray,
-                    fov_mm: float, size: int, *, order: int, fill: float) -> np.ndarray:
-    """Resample (S, H, W) slices to (S, size, size) float32 over a square ``fov_mm`` around
-    ``centre_rc`` (row, column in pixels); output pixel k sits at (k - (size-1)/2) * fov_mm/size
-    mm from the centre. ``order`` 1 is linear interpolation; outside the scan is ``fill``."""
-    step = fov_mm / size
-    offsets = (np.arange(size) - (size - 1) / 2) * step
-    rr, cc = np.meshgrid(centre_rc[0] + offsets / pixel_mm[0],
-                         centre_rc[1] + offsets / pixel_mm[1], indexing="ij")
-    out = np.empty((slices.shape[0], size, size), np.float32)
-    for s in range(slices.shape[0]):
-        out[s] = ndimage.map_coordinates(slices[s].astype(np.float32, copy=False), [rr, cc],
-                                         order=order, mode="constant", cval=fill)
-    return out
 
 
 def load_subject(directory: Path, *, subject_id: str, image_size: int,
@@ -139,7 +111,7 @@ def subject_from_bodies(subject_id: str, hu_volume: np.ndarray, spacing: tuple, 
     hu = hu_volume[slices]
     in_view = {name: body[slices] for name, body in bodies.items()}
     if center == "vertebra":
-        centre = np.array(ndimage.center_of_mass(np.any(list(in_view.values()), axis=(0, 1))))
+        centre = masks_centre(list(in_view.values()))
     else:
         centre = _patient_centre(hu)
     image = resample_slices(hu, pixel_mm, centre, fov_mm, image_size, order=1, fill=AIR_HU)
@@ -188,38 +160,6 @@ def make_example_dataset(seed: int = 0, image_size: int = 128, convention: str =
 
 
 # -- a user's folder ---------------------------------------------------------------------------
-
-def _read_subjects_csv(path: Path) -> dict[str, dict]:
-    """subject,sex,age,site rows (only ``subject`` required) -> per-subject metadata."""
-    rows: dict[str, dict] = {}
-    try:
-        with open(path, newline="") as fh:
-            reader = csv.DictReader(fh)
-            fields = [f.strip().lower() for f in (reader.fieldnames or [])]
-            if "subject" not in fields:
-                raise UserError(f"{path}: needs a header line with a 'subject' column "
-                                f"(and optional sex, age, site)")
-            for line, raw in enumerate(reader, start=2):
-                row = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k}
-                meta: dict = {}
-                sex = row.get("sex", "").upper()[:1]
-                if sex:
-                    if sex not in ("M", "F"):
-                        raise UserError(f"{path} line {line}: sex '{row['sex']}' is not M or F")
-                    meta["sex"] = sex
-                if row.get("age"):
-                    try:
-                        meta["age"] = float(row["age"])
-                    except ValueError:
-                        raise UserError(f"{path} line {line}: age '{row['age']}' is not a "
-                                        f"number") from None
-                if row.get("site"):
-                    meta["site"] = row["site"]
-                rows[row["subject"]] = meta
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not a text CSV file") from None
-    return rows
-
 
 def split_subject_ids(ids: list[str], seed: int, val_fraction: float, test_fraction: float
                       ) -> dict[str, list[str]]:
