@@ -10,9 +10,10 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from jmedbench.cli.common import (add_json_option, add_store_option, console, err_console,
-                                  print_json)
+from jmedbench.cli.common import (add_execution_options, add_json_option, add_store_option,
+                                  console, err_console, print_json)
 from jmedbench.cli.runs import existing_store_or_error
+from jmedbench.engine.devices import resolve_execution
 from jmedbench.engine.predict import check_inputs, check_output_folder, predict_cts
 from jmedbench.engine.progress import RichReporter
 from jmedbench.engine.trained import load_run_model
@@ -44,6 +45,7 @@ def register(sub) -> None:
                    help="another weights file of the run's model (default: the run's own)")
     p.add_argument("--overwrite", action="store_true",
                    help="write into a non-empty --out, replacing files of the same names")
+    add_execution_options(p, compile_option=False)
     add_store_option(p)
     add_json_option(p)
     p.set_defaults(func=cmd_predict)
@@ -59,7 +61,9 @@ def cmd_predict(args) -> int:
                           highlight=False)
     check_output_folder(args.out, args.overwrite)
     store = existing_store_or_error(args.store)
-    run_model = load_run_model(get_registry(), store, args.run_id, args.weights)
+    execution = resolve_execution(args.device or "auto", args.precision or "auto",
+                                  args.channels_last or "auto")
+    run_model = load_run_model(get_registry(), store, args.run_id, args.weights, execution)
     batch = int(((store.get_run(run_model.run_id)["config"] or {}).get("eval") or {})
                 .get("batch_size", 16))
     reporter = RichReporter(err_console)

@@ -127,7 +127,7 @@ def _locate(ct: CTInput, volume: CTVolume) -> tuple[np.ndarray, np.ndarray | Non
 def _predict(run_model: RunModel, images: np.ndarray, batch_size: int) -> np.ndarray:
     import torch
 
-    backend = get_backend(None, "torch")
+    backend = get_backend(None, "torch").with_execution(run_model.execution)
     with torch.no_grad():
         return backend.predict(run_model.model, to_input(images), batch_size)
 

@@ -44,6 +44,7 @@ class RunModel:
     fov_mm: float
     path: Path
     meta: dict[str, Any]
+    execution: Any = None  # jmedbench.engine.devices.Execution it predicts in; None: CPU fp32
 
 
 def training_fov_mm(dataset: Dataset, image_size: int) -> float:
@@ -110,9 +111,10 @@ def _decoded(meta: dict[str, str], path: Path) -> dict[str, Any]:
 
 
 def load_run_model(registry: Registry, store: Store, run_id: str,
-                   weights: str | Path | None = None) -> RunModel:
+                   weights: str | Path | None = None, execution: Any = None) -> RunModel:
     """The model of stored run ``run_id`` (prefix allowed), rebuilt from its weights file (or
-    ``weights``, which must hold the same model), in eval mode on the CPU."""
+    ``weights``, which must hold the same model), in eval mode, on ``execution``'s device
+    (:class:`jmedbench.engine.devices.Execution`; default the CPU)."""
     record = find_run(store, run_id)
     path = Path(weights) if weights else run_weights_path(record)
     meta = _decoded(read_metadata(path), path)
@@ -137,6 +139,8 @@ def load_run_model(registry: Registry, store: Store, run_id: str,
     state = read_state_dict(path)
     check_compatible(model, state, f"weights {path}", meta["model"])
     model.load_state_dict(state, strict=True)
+    if execution is not None:
+        model = execution.place_model(model)
     model.eval()
     return RunModel(model, record["run_id"], meta["model"], size, float(meta["fov_mm"]), path,
-                    meta)
+                    meta, execution)
