@@ -134,7 +134,7 @@ def _parse_url(location: str) -> sa.URL:
     shown = mask_url(location)
     try:
         url = make_url(location)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         raise UserError(f"--store {shown}: not a valid URL (expected a path, sqlite:///PATH or "
                         "postgresql://user:password@host:5432/db)") from None
     backend = url.get_backend_name()
