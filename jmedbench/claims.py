@@ -76,8 +76,9 @@ class Claims:
                 if best is None or best["state"] != "completed":  # completed wins, else latest
                     previous[row.matrix_key] = {"state": row.status, "run_id": row.run_id,
                                                 "error": row.error, "finished": row.finished}
+            waiting = {"state": "waiting", "run_id": None, "error": None, "finished": None}
             rows = [{"matrix_key": key, "position": i, "label": label, "attempts": 0,
-                     **previous.get(key, {"state": "waiting"})} for i, key, label in missing]
+                     **previous.get(key, waiting)} for i, key, label in missing]
             if self.store.dialect == "postgresql":
                 from sqlalchemy.dialects.postgresql import insert
             else:
