@@ -22,6 +22,7 @@ LAYERS = [
                   "jmedbench.stats", "jmedbench.volumes", "jmedbench.weights",
                   "jmedbench.cancellous"]),
     ("services", ["jmedbench.registry", "jmedbench.config", "jmedbench.store",
+                  "jmedbench.store_migrations", "jmedbench.claims",
                   "jmedbench.provenance", "jmedbench.columns", "jmedbench.density",
                   "jmedbench.realism"]),
     ("leaderboard", ["jmedbench.leaderboard"]),

@@ -80,7 +80,7 @@ def submit(spec: WorkerSpec, options: SubmititOptions, config_name: str = "[subm
         raise UserError(f"{config_name} cluster {options.cluster!r}: {exc}") from None
     try:
         executor.update_parameters(name="jmedbench-bench", **options.parameters)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, NameError) as exc:  # submitit: NameError, unknown key
         raise UserError(f"{config_name}: {str(exc).splitlines()[0]}") from None
     return executor.map_array(bench_worker, [spec] * options.jobs)
 
