@@ -195,7 +195,7 @@ class Store:
             url, self.dialect = None, "sqlite"
         if self.dialect == "sqlite":
             self.path: Path | str = Path(url.database) if url is not None else Path(location)
-            self.url = str(self.path)
+            self.url = str(self.path.absolute())  # as workers elsewhere in the tree reach it
             self.location = str(self.path)
             self.engine = self._sqlite_engine(self.path)
         else:

@@ -3,7 +3,9 @@ any number of machines sharing one store; ``--status`` shows where every entry s
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -108,7 +110,10 @@ def cmd_bench(args) -> int:
             outcomes = run_matrix(matrix, store, args.workers, args.retry_failed, on_event,
                                   lease=args.lease)
     else:
-        spec = WorkerSpec(matrix, store.url, str(store.artifacts_root)
+        if matrix.config_file:  # the jobs may start elsewhere in the tree
+            matrix = dataclasses.replace(matrix,
+                                         config_file=str(Path(matrix.config_file).absolute()))
+        spec = WorkerSpec(matrix, store.url, str(store.artifacts_root.absolute())
                           if store.artifacts_root else None, options.workers, args.lease,
                           args.retry_failed)
         if args.retry_failed:
