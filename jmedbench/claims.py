@@ -103,7 +103,8 @@ class Claims:
             # Held by a process of this host that is gone: its lease ends now.
             for row in c.execute(sa.select(c_.matrix_key, c_.token, c_.pid)
                                  .where(c_.matrix_key.in_(keys), c_.state == "running",
-                                        c_.host == self.host, c_.expires >= now)).fetchall():
+                                        c_.host == self.host, c_.expires >= now)
+                                 .order_by(c_.position)).fetchall():  # one lock order for all
                 if not alive(self.host, row.pid):
                     c.execute(CLAIMS.update().where(c_.matrix_key == row.matrix_key,
                                                     c_.token == row.token)

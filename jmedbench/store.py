@@ -5,7 +5,7 @@ itself visibly incomplete.
 
 Where: ``--store PATH`` (an SQLite file, WAL mode), ``sqlite:///PATH``, or
 ``postgresql://user:password@host:5432/db`` (many machines, ``pip install 'jmedbench[scale]'``).
-Default: ``$JMEDBENCH_STORE`` if set, else
+Default: ``$JMEDBENCH_STORE`` (a path or a URL) if set, else
 ``${XDG_DATA_HOME:-~/.local/share}/jmedbench/results.sqlite``.
 
 The schema is versioned with Alembic (``jmedbench/store_migrations``): opening a store brings
@@ -111,6 +111,13 @@ def default_store_path() -> Path:
     return base / "jmedbench" / "results.sqlite"
 
 
+def default_store_location() -> str | Path:
+    """``$JMEDBENCH_STORE`` as given when it is a URL (a server's password stays out of every
+    command line that way: ``ps`` shows command lines to every user), else the default path."""
+    env = os.environ.get("JMEDBENCH_STORE")
+    return env if env and is_url(env) else default_store_path()
+
+
 def mask_url(text: str) -> str:
     """A store URL fit to print: the password replaced by ``***``."""
     return re.sub(r"(://[^/:@]*:)[^@/]*@", r"\1***@", str(text))
@@ -123,7 +130,7 @@ def is_url(location: str | Path) -> bool:
 def store_exists(path_or_url: str | Path | None) -> bool:
     """Whether opening would find a store rather than create one (a database server: always
     true here; opening reports a server that cannot be reached)."""
-    location = path_or_url or default_store_path()
+    location = path_or_url or default_store_location()
     if not is_url(str(location)):
         return Path(location).exists()
     url = _parse_url(str(location))
@@ -187,7 +194,7 @@ class Store:
 
     def __init__(self, path_or_url: str | Path | None = None, *,
                  artifacts: str | Path | None = None) -> None:
-        location = path_or_url if path_or_url else default_store_path()
+        location = path_or_url if path_or_url else default_store_location()
         if is_url(str(location)):
             url = _parse_url(str(location))
             self.dialect = url.get_backend_name()

@@ -190,18 +190,17 @@ def show_status(matrix, store: Store, args) -> int:
         print_json({"store": store.location, "totals": totals, "entries": rows})
         return 0
     table = Table(title=f"bench status: {len(rows)} entries in {store.location}")
-    for col in ("entry", "state", "worker", "since", "running for", "last heartbeat",
-                "attempts", "run_id", "error"):
+    with_errors = any(r["error"] for r in rows)
+    for col in ("entry", "state", "worker", "for", "heartbeat", "tries", "run_id",
+                *(["error"] if with_errors else [])):
         table.add_column(col)
     colour = {"done": "green", "running": "cyan", "failed": "red", "lost": "yellow"}
     for r in rows:
         state = f"[{colour[r['state']]}]{r['state']}[/]" if r["state"] in colour else r["state"]
-        table.add_row(r["entry"], state, fmt(r["worker"]),
-                      fmt(r["since"] if r["state"] in ("running", "lost") else None),
-                      _ago(r["for_s"]), _ago(r["heartbeat_s"]) + (" ago" if r["heartbeat_s"]
-                                                                  is not None else ""),
-                      str(r["attempts"]), fmt(r["run_id"]),
-                      fmt((r["error"] or "")[:80] or None))
+        beat = _ago(r["heartbeat_s"]) + " ago" if r["heartbeat_s"] is not None else "-"
+        cells = [r["entry"], state, fmt(r["worker"]), _ago(r["for_s"]), beat,
+                 str(r["attempts"]), fmt(r["run_id"])]
+        table.add_row(*cells, *([fmt((r["error"] or "")[:80] or None)] if with_errors else []))
     console.print(table)
     console.print("  ".join(f"{k} {v}" for k, v in totals.items()) +
                   "   (lost: its worker stopped renewing the lease; the next worker to look "

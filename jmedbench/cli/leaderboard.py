@@ -9,7 +9,7 @@ from jmedbench import leaderboard
 from jmedbench.cli.common import add_json_option, add_store_option, console, print_json
 from jmedbench.errors import UserError
 from jmedbench.registry import get_registry
-from jmedbench.store import Store, default_store_path, store_exists
+from jmedbench.store import Store, default_store_location, store_exists
 
 
 def register(sub) -> None:
@@ -25,7 +25,7 @@ def register(sub) -> None:
 
 
 def cmd_build(args) -> int:
-    path = args.store or default_store_path()
+    path = args.store or default_store_location()
     if not store_exists(path):  # checked before opening: opening would create an empty store
         raise UserError(f"store {path}: does not exist")
     store = Store(path)

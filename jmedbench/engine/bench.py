@@ -28,11 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from jmedbench.claims import DEFAULT_LEASE, Claim, Claims
 from jmedbench.engine.build import strategy_parts
 from jmedbench.errors import UnknownNameError, UserError
 from jmedbench.registry import Registry, suggest
-from jmedbench.claims import DEFAULT_LEASE, Claim, Claims
-from jmedbench.store import ARTIFACTS_ENV, CLAIM_ENV, Store
+from jmedbench.store import ARTIFACTS_ENV, CLAIM_ENV, Store, mask_url
 
 
 @dataclass(frozen=True)
@@ -137,10 +139,12 @@ def _die_with_parent() -> None:  # runs in the child before exec
         pass
 
 
-def entry_command(matrix: Matrix, entry: Entry, store_url: str) -> list[str]:
+def entry_command(matrix: Matrix, entry: Entry) -> list[str]:
+    """The run of one entry; its store comes in $JMEDBENCH_STORE (a URL's password is not for
+    the command lines ``ps`` shows)."""
     cmd = [sys.executable, "-m", "jmedbench", "run", "--model", entry.model, "--strategy",
            entry.strategy, "--dataset", entry.dataset, "--seed", str(entry.seed), "--profile",
-           matrix.profile, "--backend", matrix.backend, "--store", store_url, "--json",
+           matrix.profile, "--backend", matrix.backend, "--json",
            "--matrix-key", matrix.key(entry)]
     if matrix.config_file:
         cmd += ["--config", matrix.config_file]
@@ -177,7 +181,7 @@ def run_matrix(matrix: Matrix, store: Store, workers: int = 1, retry_failed: boo
 
     collect_settled()
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
-    env = {**os.environ, "JMEDBENCH_THREADS": str(threads)}
+    env = {**os.environ, "JMEDBENCH_THREADS": str(threads), "JMEDBENCH_STORE": store.url}
     if store.artifacts_root is not None:
         env[ARTIFACTS_ENV] = str(store.artifacts_root)
     running: dict[subprocess.Popen, tuple[Entry, Claim, Any]] = {}
@@ -192,14 +196,19 @@ def run_matrix(matrix: Matrix, store: Store, workers: int = 1, retry_failed: boo
                 entry = entries[claim.key]
                 # stderr (progress, warnings) to a file: a full pipe would block the child
                 log = tempfile.TemporaryFile("w+")
-                proc = subprocess.Popen(entry_command(matrix, entry, store.url),
+                proc = subprocess.Popen(entry_command(matrix, entry),
                                         env={**env, CLAIM_ENV: claim.token},
                                         stdout=subprocess.PIPE, stderr=log, text=True,
                                         preexec_fn=_die_with_parent)
                 running[proc] = (entry, claim, log)
                 notify("started", entry, None)
             if running and time.monotonic() - last_beat >= beat_every:
-                lost = claims.heartbeat([claim.token for _, claim, _ in running.values()])
+                try:
+                    lost = claims.heartbeat([claim.token for _, claim, _ in running.values()])
+                except SQLAlchemyError as exc:  # the store out of reach for a moment: retry
+                    print(f"bench: cannot renew leases ({mask_url(str(exc).splitlines()[0])}); "
+                          "retrying", file=sys.stderr)
+                    lost = set()
                 last_beat = time.monotonic()
                 for proc, (entry, claim, _) in running.items():
                     if claim.token in lost:  # another worker runs it now: stop this copy
