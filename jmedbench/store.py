@@ -443,11 +443,18 @@ class Store:
             c.execute(RUNS.delete().where(RUNS.c.run_id == run_id))
 
     # -- reading -----------------------------------------------------------------------------
+    def _select_runs(self) -> sa.Select:
+        """Runs, each with the end of the lease of the claim it runs under (if any)."""
+        held = sa.and_(CLAIMS.c.run_id == RUNS.c.run_id, CLAIMS.c.state == "running")
+        return (sa.select(RUNS, CLAIMS.c.expires.label("lease_ends"))
+                .select_from(RUNS.outerjoin(CLAIMS, held)))
+
     def get_run(self, run_id: str) -> dict[str, Any]:
         with self._read() as c:
-            row = c.execute(sa.select(RUNS).where(RUNS.c.run_id == run_id)).first()
+            now = self.now(c)
+            row = c.execute(self._select_runs().where(RUNS.c.run_id == run_id)).first()
             if row is None:
-                matches = c.execute(sa.select(RUNS).where(
+                matches = c.execute(self._select_runs().where(
                     RUNS.c.run_id.startswith(run_id, autoescape=True))).fetchall()
                 if len(matches) == 1:
                     row = matches[0]
@@ -458,7 +465,7 @@ class Store:
                             else " (the store is empty)")
                     what = "is ambiguous" if matches else "not found"
                     raise UserError(f"run id '{run_id}' {what} in store {self.location}{hint}")
-        return self._record(row)
+        return self._record(row, now)
 
     def image_metrics(self, run_id: str) -> list[dict[str, Any]]:
         t = IMAGE_METRICS.c
@@ -479,22 +486,27 @@ class Store:
 
     def runs(self, *, status: str | None = None, kind: str | None = None,
              matrix_key: str | None = None) -> list[dict[str, Any]]:
-        query = sa.select(RUNS)
+        query = self._select_runs()
         if kind is not None:
             query = query.where(RUNS.c.kind == kind)
         if matrix_key is not None:
             query = query.where(RUNS.c.matrix_key == matrix_key)
         with self._read() as c:
+            now = self.now(c)
             rows = c.execute(query.order_by(RUNS.c.created)).fetchall()
-        records = [self._record(r) for r in rows]
+        records = [self._record(r, now) for r in rows]
         return [r for r in records if status is None or r["status"] == status]
 
-    def _record(self, row: sa.Row) -> dict[str, Any]:
+    def _record(self, row: sa.Row, now: float) -> dict[str, Any]:
         record = dict(row._mapping)
+        lease_ends = record.pop("lease_ends", None)
         for key in _JSON_FIELDS:
             record[key] = json.loads(record[key]) if record[key] else None
-        if record["status"] == "running" and not alive(record["host"], record["pid"]):
-            # The process that owned it is gone (killed, crashed): it never finished.
+        if record["status"] == "running" and (
+                not alive(record["host"], record["pid"])
+                or (lease_ends is not None and lease_ends < now)):
+            # The process that owned it is gone (killed, crashed), or the bench worker it runs
+            # under stopped renewing its lease (killed, its node lost): it never finished.
             record["status"] = "incomplete"
         return record
 

@@ -71,8 +71,11 @@ def test_an_expired_lease_is_taken_over_and_its_run_never_counts(store_location,
 
     other = Claims(Store(store_location), lease=30)
     assert other.claim(KEYS[:1]) is None           # the lease still runs
+    assert store.get_run(old_run)["status"] == "running"
     time.sleep(2.2)
     assert other.board(KEYS[:1])[0]["shown"] == "expired"
+    assert store.get_run(old_run)["status"] == "incomplete"  # every reader sees it so at once
+    assert [r["status"] for r in store.runs(matrix_key=first.key)] == ["incomplete"]
     second = other.claim(KEYS[:1])
     assert second.key == first.key and second.attempts == 2
     assert second.taken_from == "node-07:4242"

@@ -176,7 +176,7 @@ def run_matrix(matrix: Matrix, store: Store, workers: int = 1, retry_failed: boo
         for row in claims.board(keys):
             key = row["matrix_key"]
             if row["state"] in ("completed", "failed") and key not in outcomes:
-                outcomes[key] = _stored_outcome(store, entries[key], row)
+                outcomes[key] = stored_outcome(store, entries[key], row)
                 notify("resumed", entries[key], outcomes[key])
 
     collect_settled()
@@ -238,7 +238,7 @@ def run_matrix(matrix: Matrix, store: Store, workers: int = 1, retry_failed: boo
     return [outcomes[key] for key in keys]
 
 
-def _stored_outcome(store: Store, entry: Entry, claim: dict[str, Any]) -> Outcome:
+def stored_outcome(store: Store, entry: Entry, claim: dict[str, Any]) -> Outcome:
     record = None
     if claim.get("run_id"):
         try:

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from jmedbench.claims import Claims
-from jmedbench.engine.bench import Entry, Matrix, Outcome, WorkerSpec, _stored_outcome, bench_worker, register_matrix
+from jmedbench.engine.bench import (Entry, Matrix, Outcome, WorkerSpec, bench_worker, register_matrix,
+                                    stored_outcome)
 from jmedbench.errors import UserError
 from jmedbench.store import Store
 
@@ -110,7 +111,7 @@ def follow(matrix: Matrix, store: Store, jobs: list, before: set[str],
         for row in claims.board(keys):
             key, state = row["matrix_key"], row["state"]
             if state in ("completed", "failed") and key not in outcomes:
-                outcome = _stored_outcome(store, entries[key], row)
+                outcome = stored_outcome(store, entries[key], row)
                 outcome.resumed = key in before
                 outcomes[key] = outcome
                 if seen.get(key) == "running":
