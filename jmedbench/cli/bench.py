@@ -193,7 +193,7 @@ def show_status(matrix, store: Store, args) -> int:
     with_errors = any(r["error"] for r in rows)
     for col in ("entry", "state", "worker", "for", "heartbeat", "tries", "run_id",
                 *(["error"] if with_errors else [])):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")  # whole entry names and run ids, wrapped
     colour = {"done": "green", "running": "cyan", "failed": "red", "lost": "yellow"}
     for r in rows:
         state = f"[{colour[r['state']]}]{r['state']}[/]" if r["state"] in colour else r["state"]

@@ -187,11 +187,13 @@ def run_matrix(matrix: Matrix, store: Store, workers: int = 1, retry_failed: boo
     running: dict[subprocess.Popen, tuple[Entry, Claim, Any]] = {}
     beat_every, last_beat = lease / 3, time.monotonic()
     idle_poll = min(2.0, lease / 4)
+    next_claim = 0.0  # after finding nothing to claim, look again only after idle_poll
     try:
         while True:
-            while len(running) < workers:
+            while len(running) < workers and time.monotonic() >= next_claim:
                 claim = claims.claim(keys)
                 if claim is None:
+                    next_claim = time.monotonic() + idle_poll
                     break
                 entry = entries[claim.key]
                 # stderr (progress, warnings) to a file: a full pipe would block the child
@@ -214,6 +216,8 @@ def run_matrix(matrix: Matrix, store: Store, workers: int = 1, retry_failed: boo
                     if claim.token in lost:  # another worker runs it now: stop this copy
                         proc.kill()
             finished = [p for p in running if p.poll() is not None]
+            if finished:
+                next_claim = 0.0
             for proc in finished:
                 entry, claim, log = running.pop(proc)
                 stdout, _ = proc.communicate()
@@ -229,7 +233,8 @@ def run_matrix(matrix: Matrix, store: Store, workers: int = 1, retry_failed: boo
                 collect_settled()
                 if len(outcomes) == len(keys):
                     break
-                time.sleep(idle_poll)  # entries held by other workers: wait, take over if lost
+                # entries held by other workers: wait, take over any whose lease runs out
+                time.sleep(max(0.0, next_claim - time.monotonic()))
             elif not finished:
                 time.sleep(0.2)
     finally:
