@@ -9,7 +9,7 @@ from jmedbench import leaderboard
 from jmedbench.cli.common import add_json_option, add_store_option, console, print_json
 from jmedbench.errors import UserError
 from jmedbench.registry import get_registry
-from jmedbench.store import Store, default_store_location, store_exists
+from jmedbench.store import Store, default_store_location, mask_url, store_exists
 
 
 def register(sub) -> None:
@@ -31,6 +31,7 @@ def cmd_build(args) -> int:
     store = Store(path)
     command = "jmedbench " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] \
         else "jmedbench leaderboard build"
+    command = mask_url(command)  # written into the README: never a store's password
     try:
         summary = leaderboard.build(store, args.out, command, get_registry())
     except OSError as exc:
