@@ -169,3 +169,19 @@ def test_device_keys_in_a_config_file(tmp_path):
     cfg = build_config("quick", path)
     assert (cfg.device, cfg.precision, cfg.train.channels_last) == ("cpu", "bf16", "off")
     assert not resolve_execution(cfg.device, cfg.precision, cfg.train.channels_last).channels_last
+
+
+def test_bench_passes_the_device_options_to_every_entry_and_keys_them(registry):
+    from jmedbench.engine.bench import entry_command, expand_matrix
+    from jmedbench.engine.devices import check_spelling
+
+    plain = expand_matrix(registry, "unet", "baseline", "phantom", "0", "quick")
+    bf16 = expand_matrix(registry, "unet", "baseline", "phantom", "0", "quick",
+                         execution=("--device", "cpu", "--precision", "bf16"))
+    entry = plain.entries[0]
+    assert entry_command(bf16, entry)[-4:] == ["--device", "cpu", "--precision", "bf16"]
+    assert plain.key(entry) != bf16.key(entry)  # a bf16 matrix never resumes an fp32 one
+    assert "--device" not in entry_command(plain, entry)
+    check_spelling("cuda:3", "fp16")  # a launcher need not have the GPUs its jobs get
+    with pytest.raises(UserError, match="--device 'gpu': expected"):
+        check_spelling("gpu", None)

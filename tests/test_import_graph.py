@@ -23,6 +23,7 @@ LAYERS = [
                   "jmedbench.cancellous", "jmedbench.vertebrae", "jmedbench.grid",
                   "jmedbench.subjects"]),
     ("services", ["jmedbench.registry", "jmedbench.config", "jmedbench.store",
+                  "jmedbench.store_migrations", "jmedbench.claims",
                   "jmedbench.provenance", "jmedbench.columns", "jmedbench.density",
                   "jmedbench.realism", "jmedbench.runs"]),
     ("leaderboard", ["jmedbench.leaderboard"]),

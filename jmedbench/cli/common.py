@@ -22,9 +22,10 @@ def print_json(value: Any) -> None:
 
 
 def add_store_option(parser) -> None:
-    parser.add_argument("--store", metavar="PATH",
-                        help="results store (SQLite); default $JMEDBENCH_STORE or "
-                             "~/.local/share/jmedbench/results.sqlite")
+    parser.add_argument("--store", metavar="PATH|URL",
+                        help="results store: an SQLite file, sqlite:///PATH or "
+                             "postgresql://user:password@host:5432/db; default "
+                             "$JMEDBENCH_STORE or ~/.local/share/jmedbench/results.sqlite")
 
 
 def add_execution_options(parser, *, compile_option: bool = True) -> None:

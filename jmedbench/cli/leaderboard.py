@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import shlex
-from pathlib import Path
 import sys
 
 from jmedbench import leaderboard
 from jmedbench.cli.common import add_json_option, add_store_option, console, print_json
 from jmedbench.errors import UserError
 from jmedbench.registry import get_registry
-from jmedbench.store import Store, default_store_path
+from jmedbench.store import Store, default_store_location, mask_url, store_exists
 
 
 def register(sub) -> None:
@@ -26,12 +25,13 @@ def register(sub) -> None:
 
 
 def cmd_build(args) -> int:
-    path = Path(args.store) if args.store else default_store_path()
-    if not path.exists():  # checked before opening: opening would create an empty store
+    path = args.store or default_store_location()
+    if not store_exists(path):  # checked before opening: opening would create an empty store
         raise UserError(f"store {path}: does not exist")
     store = Store(path)
     command = "jmedbench " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] \
         else "jmedbench leaderboard build"
+    command = mask_url(command)  # written into the README: never a store's password
     try:
         summary = leaderboard.build(store, args.out, command, get_registry())
     except OSError as exc:

@@ -36,6 +36,9 @@ def register(sub) -> None:
     p.add_argument("--no-save-weights", action="store_true",
                    help="do not keep the trained model (by default it is saved beside the "
                         "store, for jmedbench predict and export)")
+    p.add_argument("--artifacts", metavar="DIR",
+                   help="folder for the run's files (default beside an SQLite store; needed "
+                        "with a database server store, or $JMEDBENCH_ARTIFACTS)")
     p.add_argument("--eval-dataset", metavar="NAME,...",
                    help="after training, also score these datasets (e.g. example or "
                         "nifti:DIR, your own scans); their metrics are prefixed with the name")
@@ -65,7 +68,7 @@ def cmd_run(args) -> int:
         **execution_overrides(args),
     })
     registry = get_registry()
-    store = Store(args.store)
+    store = Store(args.store, artifacts=args.artifacts)
     reporter = RichReporter(err_console)
     try:
         result = execute(registry, cfg, store, reporter, matrix_key=args.matrix_key,

@@ -1,11 +1,16 @@
 """A benchmark matrix: models x strategies x datasets x seeds, each entry one ``jmedbench run``
 in its own process (a crash, even a segfault, is recorded for that entry and the rest go on).
 
-Resuming is by the store: every entry has a ``matrix_key`` (its names, seed, profile, backend
-and a hash of the config file); an entry with a completed or failed run is not run again (use
-``retry_failed`` for the latter), one whose process is still alive is left to it, and one whose
-run is missing or incomplete (killed) runs now. Child processes die with the bench process
-(PR_SET_PDEATHSIG on Linux), so ``kill -9`` of the bench leaves incomplete rows, never orphans.
+Any number of workers (``run_matrix`` processes, on one machine or many, given the same matrix
+and store) share the matrix through claims in the store (``jmedbench.claims``): each claims one
+entry at a time, runs it under a lease it renews, and the run completes the claim when it
+stores its results. Every entry has a ``matrix_key`` (its names, seed, profile, backend and a
+hash of the config file); a completed or failed entry is not run again (``retry_failed`` for
+the latter), one held under a live lease is left to its worker (a worker with nothing left to
+claim waits for those, so that it takes over any whose worker dies), and one whose worker is
+gone (``kill -9``, a lost node: its lease expires; at once for a process of this host) runs
+again. Child processes die with their worker (PR_SET_PDEATHSIG on Linux), so ``kill -9`` of a
+worker leaves incomplete rows, never orphans.
 """
 
 from __future__ import annotations
@@ -23,10 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from jmedbench.claims import DEFAULT_LEASE, Claim, Claims
 from jmedbench.engine.build import strategy_parts
 from jmedbench.errors import UnknownNameError, UserError
 from jmedbench.registry import Registry, suggest
-from jmedbench.store import Store
+from jmedbench.store import ARTIFACTS_ENV, CLAIM_ENV, Store, mask_url
 
 
 @dataclass(frozen=True)
@@ -48,20 +56,24 @@ class Matrix:
     config_file: str | None = None
     robustness: str | None = None
     config_hash: str = ""
+    # `run` options for where and how every entry trains (--device cuda --precision bf16 ...);
+    # part of the key when given, so a matrix in bf16 is not resumed from one in fp32
+    execution: tuple[str, ...] = ()
 
     def key(self, entry: Entry) -> str:
-        return "|".join([entry.model, entry.strategy, entry.dataset, str(entry.seed),
-                         self.profile, self.backend, self.robustness or "-", self.config_hash])
+        parts = [entry.model, entry.strategy, entry.dataset, str(entry.seed), self.profile,
+                 self.backend, self.robustness or "-", self.config_hash]
+        return "|".join(parts + ([" ".join(self.execution)] if self.execution else []))
 
 
 @dataclass
 class Outcome:
     entry: Entry
-    status: str  # completed | failed | skipped-running
+    status: str  # completed | failed | lost (claim taken over; its outcome is the other's)
     run_id: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
-    resumed: bool = False  # found in the store, not run now
+    resumed: bool = False  # found in the store: run before, or by another worker
 
 
 def _split(values: str | list[str]) -> list[str]:
@@ -71,7 +83,8 @@ def _split(values: str | list[str]) -> list[str]:
 
 def expand_matrix(registry: Registry, models: str, strategies: str, datasets: str,
                   seeds: str, profile: str, backend: str = "torch",
-                  config_file: str | None = None, robustness: str | None = None) -> Matrix:
+                  config_file: str | None = None, robustness: str | None = None,
+                  execution: tuple[str, ...] = ()) -> Matrix:
     """All entries, with every unknown name in the request reported at once, before any run."""
     problems: list[str] = []
     model_names: list[str] = []
@@ -121,7 +134,8 @@ def expand_matrix(registry: Registry, models: str, strategies: str, datasets: st
     unique_models = [m for m in model_names if not (m in seen or seen.add(m))]
     entries = [Entry(m, s, d, seed) for m in unique_models for s in strategy_names
                for d in dataset_names for seed in seed_values]
-    return Matrix(entries, profile, backend, config_file, robustness, config_hash)
+    return Matrix(entries, profile, backend, config_file, robustness, config_hash,
+                  tuple(execution))
 
 
 def _die_with_parent() -> None:  # runs in the child before exec
@@ -131,100 +145,173 @@ def _die_with_parent() -> None:  # runs in the child before exec
         pass
 
 
-def entry_command(matrix: Matrix, entry: Entry, store_path: Path) -> list[str]:
+def entry_command(matrix: Matrix, entry: Entry) -> list[str]:
+    """The run of one entry; its store comes in $JMEDBENCH_STORE (a URL's password is not for
+    the command lines ``ps`` shows)."""
     cmd = [sys.executable, "-m", "jmedbench", "run", "--model", entry.model, "--strategy",
            entry.strategy, "--dataset", entry.dataset, "--seed", str(entry.seed), "--profile",
-           matrix.profile, "--backend", matrix.backend, "--store", str(store_path), "--json",
+           matrix.profile, "--backend", matrix.backend, "--json",
            "--matrix-key", matrix.key(entry)]
     if matrix.config_file:
         cmd += ["--config", matrix.config_file]
     if matrix.robustness:
         cmd += ["--robustness", matrix.robustness]
-    return cmd
+    return cmd + list(matrix.execution)
 
 
-def plan(matrix: Matrix, store: Store, retry_failed: bool = False
-         ) -> tuple[list[Entry], list[Outcome]]:
-    """Entries still to run, and outcomes already in the store."""
-    todo, done = [], []
-    for entry in matrix.entries:
-        runs = store.runs(matrix_key=matrix.key(entry))
-        completed = [r for r in runs if r["status"] == "completed"]
-        failed = [r for r in runs if r["status"] == "failed"]
-        running = [r for r in runs if r["status"] == "running"]
-        if completed:
-            r = completed[-1]
-            done.append(Outcome(entry, "completed", r["run_id"], r["metrics"] or {}, resumed=True))
-        elif failed and not retry_failed:
-            r = failed[-1]
-            done.append(Outcome(entry, "failed", r["run_id"], error=r["error"], resumed=True))
-        elif running:
-            done.append(Outcome(entry, "skipped-running", running[-1]["run_id"], resumed=True))
-        else:
-            todo.append(entry)
-    return todo, done
+def register_matrix(matrix: Matrix, claims: Claims) -> list[str]:
+    keys = [matrix.key(e) for e in matrix.entries]
+    claims.register([(matrix.key(e), e.label()) for e in matrix.entries])
+    return keys
 
 
 def run_matrix(matrix: Matrix, store: Store, workers: int = 1, retry_failed: bool = False,
-               on_event: Callable[[str, Entry, Outcome | None], None] | None = None
-               ) -> list[Outcome]:
-    """Run what is missing with up to ``workers`` processes; return every entry's outcome."""
-    todo, outcomes = plan(matrix, store, retry_failed)
+               on_event: Callable[[str, Entry, Outcome | None], None] | None = None, *,
+               lease: float = DEFAULT_LEASE) -> list[Outcome]:
+    """Work on the matrix with up to ``workers`` run processes until every entry is completed
+    or failed (by this worker or another); return every entry's outcome, in matrix order."""
+    claims = Claims(store, lease=lease)
+    keys = register_matrix(matrix, claims)
+    if retry_failed:
+        claims.retry_failed(keys)
+    entries = dict(zip(keys, matrix.entries))
     notify = on_event or (lambda *a: None)
-    for outcome in outcomes:
-        notify("resumed", outcome.entry, outcome)
+    outcomes: dict[str, Outcome] = {}
+
+    def collect_settled() -> None:  # entries settled before, or by other workers
+        for row in claims.board(keys):
+            key = row["matrix_key"]
+            if row["state"] in ("completed", "failed") and key not in outcomes:
+                outcomes[key] = stored_outcome(store, entries[key], row)
+                notify("resumed", entries[key], outcomes[key])
+
+    collect_settled()
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
-    env = {**os.environ, "JMEDBENCH_THREADS": str(threads)}
-    pending = list(todo)
-    running: dict[subprocess.Popen, tuple[Entry, Any]] = {}
-    while pending or running:
-        while pending and len(running) < workers:
-            entry = pending.pop(0)
-            # stderr (progress, warnings) to a file: a full pipe would block the child
-            log = tempfile.TemporaryFile("w+")
-            proc = subprocess.Popen(entry_command(matrix, entry, store.path), env=env,
-                                    stdout=subprocess.PIPE, stderr=log, text=True,
-                                    preexec_fn=_die_with_parent)
-            running[proc] = (entry, log)
-            notify("started", entry, None)
-        finished = [p for p in running if p.poll() is not None]
-        if not finished:
-            time.sleep(0.2)
-            continue
-        for proc in finished:
-            entry, log = running.pop(proc)
-            stdout, _ = proc.communicate()
-            log.seek(0)
-            stderr = log.read()
-            log.close()
-            outcome = _outcome(matrix, entry, store, proc.returncode, stdout, stderr)
-            outcomes.append(outcome)
-            notify(outcome.status, entry, outcome)
-    order = {e: i for i, e in enumerate(matrix.entries)}
-    return sorted(outcomes, key=lambda o: order[o.entry])
+    env = {**os.environ, "JMEDBENCH_THREADS": str(threads), "JMEDBENCH_STORE": store.url}
+    if store.artifacts_root is not None:
+        env[ARTIFACTS_ENV] = str(store.artifacts_root)
+    running: dict[subprocess.Popen, tuple[Entry, Claim, Any]] = {}
+    beat_every, last_beat = lease / 3, time.monotonic()
+    idle_poll = min(2.0, lease / 4)
+    next_claim = 0.0  # after finding nothing to claim, look again only after idle_poll
+    try:
+        while True:
+            while len(running) < workers and time.monotonic() >= next_claim:
+                claim = claims.claim(keys)
+                if claim is None:
+                    next_claim = time.monotonic() + idle_poll
+                    break
+                entry = entries[claim.key]
+                # stderr (progress, warnings) to a file: a full pipe would block the child
+                log = tempfile.TemporaryFile("w+")
+                proc = subprocess.Popen(entry_command(matrix, entry),
+                                        env={**env, CLAIM_ENV: claim.token},
+                                        stdout=subprocess.PIPE, stderr=log, text=True,
+                                        preexec_fn=_die_with_parent)
+                running[proc] = (entry, claim, log)
+                notify("started", entry, None)
+            if running and time.monotonic() - last_beat >= beat_every:
+                try:
+                    lost = claims.heartbeat([claim.token for _, claim, _ in running.values()])
+                except SQLAlchemyError as exc:  # the store out of reach for a moment: retry
+                    print(f"bench: cannot renew leases ({mask_url(str(exc).splitlines()[0])}); "
+                          "retrying", file=sys.stderr)
+                    lost = set()
+                last_beat = time.monotonic()
+                for proc, (entry, claim, _) in running.items():
+                    if claim.token in lost:  # another worker runs it now: stop this copy
+                        proc.kill()
+            finished = [p for p in running if p.poll() is not None]
+            if finished:
+                next_claim = 0.0
+            for proc in finished:
+                entry, claim, log = running.pop(proc)
+                stdout, _ = proc.communicate()
+                log.seek(0)
+                stderr = log.read()
+                log.close()
+                outcome = _outcome(matrix, entry, store, claims, claim, proc.returncode,
+                                   stdout, stderr)
+                if outcome.status != "lost":
+                    outcomes[claim.key] = outcome
+                notify(outcome.status, entry, outcome)
+            if not running:
+                collect_settled()
+                if len(outcomes) == len(keys):
+                    break
+                # entries held by other workers: wait, take over any whose lease runs out
+                time.sleep(max(0.0, next_claim - time.monotonic()))
+            elif not finished:
+                time.sleep(0.2)
+    finally:
+        for proc in running:  # interrupted: the runs die with us, their claims expire
+            proc.kill()
+    return [outcomes[key] for key in keys]
 
 
-def _outcome(matrix: Matrix, entry: Entry, store: Store, code: int, stdout: str,
-             stderr: str) -> Outcome:
-    if code == 0:
+def stored_outcome(store: Store, entry: Entry, claim: dict[str, Any]) -> Outcome:
+    record = None
+    if claim.get("run_id"):
+        try:
+            record = store.get_run(claim["run_id"])
+        except UserError:  # deleted since
+            record = None
+    metrics = (record or {}).get("metrics") or {}
+    error = (record or {}).get("error") or claim.get("error")
+    return Outcome(entry, claim["state"], claim.get("run_id"), metrics,
+                   error=error if claim["state"] == "failed" else None, resumed=True)
+
+
+def _outcome(matrix: Matrix, entry: Entry, store: Store, claims: Claims, claim: Claim,
+             code: int, stdout: str, stderr: str) -> Outcome:
+    held = claims.held(claim.token)
+    if held is None:
+        return Outcome(entry, "lost", error="its claim was taken over by another worker "
+                                            "(the lease expired)")
+    if held["state"] == "completed":
         try:
             data = json.loads(stdout)
-            return Outcome(entry, "completed", data.get("run_id"), data)
         except json.JSONDecodeError:
-            pass
-    runs = store.runs(matrix_key=matrix.key(entry))
+            data = store.get_run(held["run_id"])["metrics"] or {}
+        return Outcome(entry, "completed", held["run_id"], data)
+    if held["state"] == "failed":
+        run = store.get_run(held["run_id"]) if held["run_id"] else {}
+        return Outcome(entry, "failed", held["run_id"], error=run.get("error") or held["error"])
+    # Died before or without storing its outcome (segfault, killed, bad input): record it.
     last_line = next((l for l in reversed(stderr.strip().splitlines()) if l.strip()),
                      f"exit status {code}")
-    if runs and runs[-1]["status"] == "failed":
-        return Outcome(entry, "failed", runs[-1]["run_id"], error=runs[-1]["error"])
-    # Died before or without storing a failure (segfault, killed, bad input): record it.
     run_id = store.begin_run({"model": entry.model, "strategy": entry.strategy,
                               "dataset": entry.dataset, "profile": matrix.profile,
                               "seed": entry.seed, "backend": matrix.backend},
                              {"note": "recorded by bench: the run process died"},
                              matrix_key=matrix.key(entry))
     message = f"process exited with status {code}: {last_line}"
-    if runs and runs[-1]["status"] in ("incomplete", "running"):
-        message += f" (its run {runs[-1]['run_id']} is incomplete)"
+    if held["run_id"]:
+        message += f" (its run {held['run_id']} is incomplete)"
     store.fail_run(run_id, message)
+    if claims.finish(claim.token, "failed", run_id, message) == "lost":
+        return Outcome(entry, "lost", run_id, error=message)
     return Outcome(entry, "failed", run_id, error=message)
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What one worker on another machine needs (pickled into a Slurm job by submitit)."""
+    matrix: Matrix
+    store_url: str
+    artifacts: str | None
+    workers: int
+    lease: float
+    retry_failed: bool
+
+
+def bench_worker(spec: WorkerSpec) -> dict[str, int]:
+    """One worker of a launched matrix: work until every entry is settled; counts by status."""
+    store = Store(spec.store_url, artifacts=spec.artifacts)
+    outcomes = run_matrix(spec.matrix, store, spec.workers, spec.retry_failed,
+                          lease=spec.lease)
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        if not o.resumed:
+            counts[o.status] = counts.get(o.status, 0) + 1
+    return counts

@@ -117,6 +117,15 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
+def check_spelling(device: str | None, precision: str | None) -> None:
+    """``--device``/``--precision`` well formed, without asking this machine what it has (a
+    Slurm login node launches work for GPU nodes it lacks itself)."""
+    if device is not None and not _DEVICE_PATTERN.match(str(device).strip().lower()):
+        raise UserError(f"--device {device!r}: expected {DEVICES_HELP}")
+    if precision is not None and str(precision).strip().lower() not in PRECISIONS:
+        raise UserError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+
+
 def resolve_device(name: str) -> str:
     """``name`` as a concrete torch device string; a device this machine lacks is a
     :class:`UserError` naming what it has."""

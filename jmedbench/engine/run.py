@@ -144,6 +144,8 @@ def execute(registry: Registry, cfg: RunConfig, store: Store, reporter: Reporter
     (:mod:`jmedbench.engine.trained`)."""
     reporter = reporter or Reporter()
     validate(registry, cfg)
+    if save_weights:  # a store without a folder for weights says so now, not after training
+        store.require_artifacts()
     eval_sets = load_eval_datasets(registry, cfg)
     configure_threads()
     timer = Timer()
