@@ -50,7 +50,8 @@ def plot_blob(comparison: dict[str, Any], entries: dict[str, dict], path: str | 
             ax.plot([x, x], [low, high], color="black", lw=1.2)
             ax.plot([x], [numbers["rank"]], marker="x", color="black", ms=5)
         ax.set_xticks(range(1, len(order) + 1))
-        ax.set_xticklabels(_labels(comparison, order, entries), rotation=90, fontsize=7)
+        ax.set_xticklabels(_labels(comparison, order, entries), rotation=90,
+                           fontsize=7 if k > 30 else 8)
         ax.set_ylim(len(order) + 0.7, 0.3)
         ax.set_ylabel("rank (1 = best)")
         tau = result["kendall_tau"]["mean"]
@@ -91,16 +92,17 @@ def plot_significance(comparison: dict[str, Any], entries: dict[str, dict], path
         ax.imshow(matrix, cmap=ListedColormap(["#e8e8f0", "#d9534f"]), vmin=0, vmax=1)
         ax.set_xticks(range(len(labels)))
         ax.set_yticks(range(len(labels)))
-        ax.set_xticklabels(labels, rotation=90, fontsize=6)
-        ax.set_yticklabels(labels, fontsize=6)
+        ax.set_xticklabels(labels, rotation=90, fontsize=6 if k > 30 else 8)
+        ax.set_yticklabels(labels, fontsize=6 if k > 30 else 8)
         ax.set_xlabel("... than this entry")
         ax.set_ylabel("this entry is significantly better ...")
         ax.set_title(f"{result['title']}: {int(np.nansum(matrix))} significant pairs",
                      fontsize=9)
     for ax in list(axes.flat)[len(scores):]:
         ax.axis("off")
-    fig.suptitle(f"Significance maps ({comparison['dataset']}, {comparison['profile']}): red = "
-                 "row better than column, one-sided paired Wilcoxon, Holm-adjusted p < 0.05")
+    fig.suptitle(f"Significance maps ({comparison['dataset']}, {comparison['profile']})\nred: "
+                 "the row's entry is better than the column's, one-sided paired Wilcoxon "
+                 "signed-rank, Holm-adjusted p < 0.05")
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100)
