@@ -31,6 +31,26 @@ from jmedbench.registry import Registry, get_registry
 from jmedbench.store import Store, clean_nan
 
 
+def entry_json(entry: dict[str, Any], subjects: list[dict[str, Any]]) -> str:
+    """The entry's file: its numbers indented, then its per-subject scores one subject row a
+    line, numbers to 6 significant digits (3 seeds x 80 subjects stay near 100 kB)."""
+    text = json.dumps(clean_nan({**entry, "subjects": []}), indent=2)
+    if not subjects:
+        return text + "\n"
+    lines = ",\n".join("    " + json.dumps(_rounded(clean_nan(r)), separators=(",", ":"))
+                        for r in subjects)
+    head, tail = text.rsplit('"subjects": []', 1)
+    return head + '"subjects": [\n' + lines + "\n  ]" + tail + "\n"
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return float(f"{value:.6g}") if isinstance(value, float) else value
+
+
 def _comparison_name(comparison: dict[str, Any]) -> str:
     return entry_id({"model": comparison["dataset"], "strategy": comparison["profile"],
                      "dataset": "", "profile": "", "backend": ""}).rstrip("_")
@@ -82,8 +102,7 @@ def build(store: Store, out_dir: Path, command: str, registry: Registry | None =
         name = entry_filename(entry)
         wanted.add(name)
         subjects = [{k: v for k, v in r.items() if k != "run_id"} for r in rows[entry_id(entry)]]
-        (entries_dir / name).write_text(
-            json.dumps(clean_nan({**entry, "subjects": subjects}), indent=2) + "\n")
+        (entries_dir / name).write_text(entry_json(entry, subjects))
     for stale in entries_dir.glob("*.json"):  # generated files only: entries no longer in the store
         if stale.name not in wanted:
             stale.unlink()

@@ -19,8 +19,9 @@ from typing import Any
 from jmedbench.leaderboard.ranking import entry_label
 
 
-def _grid(count: int) -> tuple[int, int]:
-    cols = 1 if count == 1 else 2
+def _grid(count: int, entries: int) -> tuple[int, int]:
+    """Rows and columns of panels: two columns, one when there are many entries."""
+    cols = 1 if count == 1 or entries > 30 else 2
     return math.ceil(count / cols), cols
 
 
@@ -35,7 +36,7 @@ def plot_blob(comparison: dict[str, Any], entries: dict[str, dict], path: str | 
 
     scores = list(comparison["scores"].values())
     k = len(comparison["entries"])
-    rows, cols = _grid(len(scores))
+    rows, cols = _grid(len(scores), k)
     width = max(6.0, 0.22 * k + 2.5)
     fig, axes = plt.subplots(rows, cols, figsize=(width * cols, 4.2 * rows), squeeze=False)
     for ax, result in zip(axes.flat, scores):
@@ -82,7 +83,7 @@ def plot_significance(comparison: dict[str, Any], entries: dict[str, dict], path
 
     scores = list(comparison["scores"].values())
     k = len(comparison["entries"])
-    rows, cols = _grid(len(scores))
+    rows, cols = _grid(len(scores), 0)
     side = max(4.5, 0.16 * k + 2.5)
     fig, axes = plt.subplots(rows, cols, figsize=(side * cols, side * rows), squeeze=False)
     for ax, result in zip(axes.flat, scores):

@@ -125,8 +125,16 @@ def page_data(entries: list[dict[str, Any]], comparisons: list[dict[str, Any]],
         "headline": scores[0].key if scores else headline.key,
         "headline_title": scores[0].title if scores else headline.title,
         "bmd": BMD_SCORE,
-        "comparisons": comparisons,
+        "comparisons": [{**c, "scores": {k: {**r, "p_holm": [[_short(p) for p in row]
+                                                            for row in r["p_holm"]]}
+                                         for k, r in c["scores"].items()}}
+                        for c in comparisons],
     }
+
+
+def _short(p: float | None) -> float | None:
+    """A p-value to 3 significant digits (the page shows it on hover)."""
+    return None if p is None or p != p else float(f"{p:.3g}")
 
 
 def _json_for_script(data: Any) -> str:
