@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -207,6 +208,14 @@ def test_build_publishes_rankings_figures_and_per_subject_scores(tmp_path):
     assert "| 5 | 5–5 | empty/baseline |" in ranking
     markdown = (out / "leaderboard.md").read_text()
     assert "Rank Dice" in markdown and "Miscl. 110 HU %" in markdown
+    for text in (markdown, ranking):  # every table keeps its columns ("|error|" is escaped)
+        tables: list[list[int]] = [[]]
+        for line in text.splitlines():
+            if line.startswith("|"):
+                tables[-1].append(len(re.split(r"(?<!\\)\|", line)))
+            elif tables[-1]:
+                tables.append([])
+        assert all(len(set(widths)) == 1 for widths in tables if widths), tables
     from PIL import Image
     for path in summary["ranking_figures"]:
         with Image.open(path) as figure:

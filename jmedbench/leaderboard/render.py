@@ -85,7 +85,7 @@ def render_markdown(entries: list[dict[str, Any]], columns: list[Column], comman
              "per-subject scores in the entry's runs.", ""]
     if not entries:
         lines += ["No completed runs in the store yet.", ""]
-    lines.append("| " + " | ".join(header) + " |")
+    lines.append("| " + " | ".join(h.replace("|", "\\|") for h in header) + " |")
     lines.append("|" + "|".join("---" for _ in header) + "|")
     for row in rows:
         lines.append("| " + " | ".join(text.replace("|", "\\|") for _, text in row) + " |")
@@ -224,7 +224,7 @@ def render_ranking_markdown(entries: list[dict[str, Any]], comparisons: list[dic
                   "reference-mask line| (vs truth: - the line of the true BMDs). Agreement on "
                   "the test subjects.", ""]
         header = ["Model", "Strategy", "Dataset", "Profile", *(t for _, t, *_ in CLINICAL_FIELDS)]
-        lines.append("| " + " | ".join(header) + " |")
+        lines.append("| " + " | ".join(h.replace("|", "\\|") for h in header) + " |")
         lines.append("|" + "|".join("---" for _ in header) + "|")
         for e in clinical:
             cells = field_cells(e, [])
