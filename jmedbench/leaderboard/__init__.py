@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from jmedbench.columns import robustness_columns, table_columns
-from jmedbench.leaderboard.aggregate import entries_from_runs, entry_filename, entry_id
+from jmedbench.leaderboard.aggregate import (entries_from_runs, entry_filename, entry_id,
+                                             file_stem)
 from jmedbench.leaderboard.clinical import entry_endpoint
 from jmedbench.leaderboard.corruptions import corruption_table, render_corruptions_csv
 from jmedbench.leaderboard.plot import plot_leaderboard
@@ -49,11 +50,6 @@ def _rounded(value: Any) -> Any:
     if isinstance(value, list):
         return [_rounded(v) for v in value]
     return float(f"{value:.6g}") if isinstance(value, float) else value
-
-
-def _comparison_name(comparison: dict[str, Any]) -> str:
-    return entry_id({"model": comparison["dataset"], "strategy": comparison["profile"],
-                     "dataset": "", "profile": "", "backend": ""}).rstrip("_")
 
 
 def build(store: Store, out_dir: Path, command: str, registry: Registry | None = None,
@@ -132,7 +128,7 @@ def build(store: Store, out_dir: Path, command: str, registry: Registry | None =
     for comparison in comparisons:
         if not comparison["scores"]:
             continue
-        name = _comparison_name(comparison)
+        name = file_stem(comparison["dataset"], comparison["profile"])
         ranking_figures += [plot_blob(comparison, by_id, out_dir / f"blob-{name}.png"),
                             plot_significance(comparison, by_id,
                                               out_dir / f"significance-{name}.png")]
