@@ -18,7 +18,7 @@ from jmedbench.leaderboard import build
 from jmedbench.leaderboard.aggregate import collect_entries, entry_id
 from jmedbench.leaderboard.clinical import entry_endpoint
 from jmedbench.leaderboard.ranking import comparisons
-from jmedbench.leaderboard.subjects import SCORES, entry_subject_rows, subject_scores
+from jmedbench.leaderboard.subject_scores import SCORES, entry_subject_rows, subject_scores
 from jmedbench.stats import holm, lin_concordance, limits_of_agreement, paired_wilcoxon
 from jmedbench.store import Store
 

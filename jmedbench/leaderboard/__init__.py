@@ -1,7 +1,7 @@
 """Leaderboards, generated from the results store and never edited by hand (as RobustBench):
 one JSON file per entry (model x strategy x dataset x profile x backend, aggregated over seeds,
 :mod:`~jmedbench.leaderboard.aggregate`, with its per-subject scores,
-:mod:`~jmedbench.leaderboard.subjects`), rankings with bootstrap and rank intervals and
+:mod:`~jmedbench.leaderboard.subject_scores`), rankings with bootstrap and rank intervals and
 paired tests over the test subjects (:mod:`~jmedbench.leaderboard.ranking`, figures in
 :mod:`~jmedbench.leaderboard.rankplot`), the clinical endpoint
 (:mod:`~jmedbench.leaderboard.clinical`), then Markdown, CSV and a self-contained HTML page
@@ -27,7 +27,7 @@ from jmedbench.leaderboard.rankplot import plot_blob, plot_significance
 from jmedbench.leaderboard.readme import render_readme
 from jmedbench.leaderboard.render import (render_csv, render_html, render_markdown,
                                           render_ranking_markdown)
-from jmedbench.leaderboard.subjects import entry_subject_rows, ordered_scores
+from jmedbench.leaderboard.subject_scores import entry_subject_rows, ordered_scores
 from jmedbench.registry import Registry, get_registry
 from jmedbench.store import Store, clean_nan
 

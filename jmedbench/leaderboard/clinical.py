@@ -30,7 +30,7 @@ import numpy as np
 
 from jmedbench.density.cohort import CohortSubject, cohort_statistics, normalise_sex
 from jmedbench.errors import UserError
-from jmedbench.leaderboard.subjects import COHORT_SPLITS, RANKED_SPLIT, bmd_failed
+from jmedbench.leaderboard.subject_scores import COHORT_SPLITS, RANKED_SPLIT, bmd_failed
 from jmedbench.stats import limits_of_agreement, lin_concordance, mean_sd
 
 L1_THRESHOLDS_HU = (100.0, 110.0, 160.0)

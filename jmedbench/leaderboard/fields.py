@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jmedbench.leaderboard.clinical import ESTIMATORS, L1_THRESHOLDS_HU
-from jmedbench.leaderboard.subjects import BMD_SCORE, Score
+from jmedbench.leaderboard.subject_scores import BMD_SCORE, Score
 
 NA = "n/a"
 

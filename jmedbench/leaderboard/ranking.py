@@ -2,7 +2,7 @@
 entries (Wiesenfarth et al., Sci Rep 11, 2021).
 
 Entries are compared within one dataset x profile (the same test subjects). Per score
-(:data:`~jmedbench.leaderboard.subjects.SCORES`) and entry:
+(:data:`~jmedbench.leaderboard.subject_scores.SCORES`) and entry:
 
 - the subject value is the mean over the entry's seeds of that subject's score; the entry's
   value is the mean over seeds of the per-seed subject means, its spread the SD over seeds;
@@ -32,7 +32,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from jmedbench.leaderboard.aggregate import entry_id
-from jmedbench.leaderboard.subjects import BMD_SCORE, RANKED_SPLIT, Score, bmd_failed
+from jmedbench.leaderboard.subject_scores import BMD_SCORE, RANKED_SPLIT, Score, bmd_failed
 from jmedbench.stats import (holm, kendall_tau, mean_sd, paired_bootstrap_means,
                              paired_wilcoxon)
 

@@ -20,7 +20,7 @@ from typing import Any
 from jmedbench.leaderboard.aggregate import entry_id, entry_value
 from jmedbench.leaderboard.fields import CLINICAL_FIELDS, field_cells, fields, flat_values
 from jmedbench.leaderboard.ranking import entry_label
-from jmedbench.leaderboard.subjects import BMD_SCORE, Score
+from jmedbench.leaderboard.subject_scores import BMD_SCORE, Score
 from jmedbench.specs import Column
 from jmedbench.store import clean_nan
 
