@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import shutil
+import re
 import subprocess
 
 import pytest
@@ -59,13 +60,16 @@ def test_build_writes_every_format_and_escapes(tmp_path):
     out = tmp_path / "lb"
     summary = build(store, out, "jmedbench leaderboard build")
     assert summary == {"entries": 2, "models": 2, "out": str(out),
-                       "figure": str(out / "leaderboard.png")}
+                       "figure": str(out / "leaderboard.png"), "comparisons": 0,
+                       "ranking_figures": []}  # no subject rows: nothing ranked over subjects
     with Image.open(out / "leaderboard.png") as figure:  # a real PNG, two panels wide
         assert figure.format == "PNG" and figure.width > figure.height
     assert len(list((out / "entries").glob("*.json"))) == 2
     page = (out / "index.html").read_text()
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
-    assert "http" not in page.split("<body>")[1]  # no external assets
+    # no external assets: nothing loaded from a URL (the page's own data and script inline)
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//|url\(|@import""", page)
+    assert "<script src" not in page and "<link" not in page
     rows = list(csv.DictReader((out / "leaderboard.csv").open()))
     assert rows[0]["model"] == "unet" and float(rows[0]["dice"]) == 0.9
     assert "| 1 | unet | sas |" in (out / "leaderboard.md").read_text()
@@ -139,3 +143,60 @@ def test_html_loads_sorts_and_shows_every_model_in_chromium(tmp_path):
     assert model_order(by_bmd) == ["segnet", "unet", "fcn8s", "enet"]
     by_name = rendered("#sort=model:asc")
     assert model_order(by_name) == ["enet", "fcn8s", "segnet", "unet"]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (.ci/run "
+                    "installs Debian's chromium)")
+def test_page_draws_blob_plot_significance_map_and_scatter_with_filters(tmp_path):
+    """Five entries with per-subject rows (tests/leaderboard_stores.py): the page's script
+    draws one blob column, one significance-map row and one scatter point per entry shown,
+    the red cells are exactly the significant pairs, the filters hide rows and points, and the
+    screenshot has the map's red and the blob plot's blue in it."""
+    from leaderboard_stores import demo_store
+
+    store = Store(tmp_path / "s.sqlite")
+    demo_store(store, seeds=(0,), n=10)
+    build(store, tmp_path / "lb", "test", n_resamples=100)
+    page = (tmp_path / "lb" / "index.html").resolve()
+    [comparison] = json.loads((tmp_path / "lb" / "ranking.json").read_text())
+    chromium = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync",
+                f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=2000"]
+
+    def dom(fragment: str) -> str:
+        out = subprocess.run(chromium + ["--dump-dom", page.as_uri() + fragment],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout
+
+    drawn = dom("")
+    assert 'data-drawn="dice"' in drawn                                   # the script ran
+    assert drawn.count('<g class="entry"') == 5                           # blob plot columns
+    assert drawn.count('class="interval"') == 5 and drawn.count('class="freq"') >= 5
+    assert drawn.count('class="cell ') == 25                               # 5 x 5 map
+    significant = sum(map(sum, comparison["scores"]["dice"]["significant"]))
+    assert drawn.count('class="cell sig"') == significant > 0
+    assert drawn.count('class="point"') == 5                              # Dice vs BMD scatter
+    assert "ranking stability" in drawn
+    first = re.search(r"<tr data-model=.*?</tr>", drawn).group(0)          # unet/sas
+    assert "n/a" not in first and "1 [1–1]" in first                       # ranked, tight
+
+    sas = dom("#strategy=sas")
+    assert sas.count('style="display: none;"') == 3                       # 3 baseline rows hidden
+    assert sas.count('<g class="entry"') == 2 and sas.count('class="point"') == 2
+    assert sas.count('class="cell ') == 4 and "2 of 5 entries shown" in sas
+    by_bmd = dom("#score=bmd_abs_error")
+    assert 'data-drawn="bmd_abs_error"' in by_bmd
+    last = re.findall(r'<g class="entry" data-id="([^"]+)"', by_bmd)[-1]
+    assert last.startswith("empty__")                                     # predicts nothing: last
+
+    shot = tmp_path / "page.png"
+    out = subprocess.run(chromium + ["--window-size=1200,2000", f"--screenshot={shot}",
+                                     page.as_uri()], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and shot.exists(), out.stderr[-2000:]
+    with Image.open(shot) as image:
+        colours = {c for _, c in image.convert("RGB").getcolors(maxcolors=1 << 20)}
+    assert (0xd9, 0x53, 0x4f) in colours                                  # significant cells
+    assert any(b > 150 and r < 150 and g < 200 for r, g, b in colours)     # blue rank dots

@@ -80,9 +80,16 @@ def entry_value(entry: dict[str, Any], key: str) -> Any:
     return entry.get(key)
 
 
+def file_stem(*parts: str) -> str:
+    """Parts joined by ``__``, every character a file name should not carry replaced by -."""
+    return "__".join(re.sub(r"[^A-Za-z0-9_.+-]", "-", p) for p in parts)
+
+
+def entry_id(entry: dict[str, Any]) -> str:
+    """The entry's name in files and figures: model__strategy__dataset__profile__backend."""
+    return file_stem(entry["model"], entry["strategy"], entry["dataset"], entry["profile"],
+                     entry["backend"])
+
+
 def entry_filename(entry: dict[str, Any]) -> str:
-    parts = [entry["model"], entry["strategy"], entry["dataset"], entry["profile"],
-             entry["backend"]]
-    return "__".join(re.sub(r"[^A-Za-z0-9_.+-]", "-", p) for p in parts) + ".json"
-
-
+    return entry_id(entry) + ".json"

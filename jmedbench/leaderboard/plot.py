@@ -54,7 +54,8 @@ def plot_leaderboard(entries: list[dict[str, Any]], headline: Column, panels: li
         ax.set_xlabel(_label(headline))
         ax.set_ylabel(_label(panel))
         ax.grid(alpha=0.3)
-        ax.legend(title="strategy", fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(title="strategy", fontsize=8)
     for ax, panel in zip(axes, panels):
         if not any(entry_mean(e, panel.key) is not None for e in plotted):
             ax.text(0.5, 0.5, f"no {panel.title} in these runs", ha="center",

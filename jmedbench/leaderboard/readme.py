@@ -13,14 +13,25 @@ from jmedbench.leaderboard.aggregate import entry_mean
 from jmedbench.specs import Column
 
 FILES = [
-    ("leaderboard.md", "the ranked table (by clean Dice)"),
-    ("leaderboard.csv", "the same, one row per entry, for a spreadsheet"),
-    ("index.html", "self-contained page, click a column to sort"),
+    ("leaderboard.md", "the ranked table (by clean Dice), with subject-level intervals, rank "
+                       "intervals and the clinical endpoint's main columns"),
+    ("ranking.md", "per score: rank, 95% rank interval, bootstrap CI, Wilcoxon test-then-rank, "
+                   "Kendall's tau; the clinical endpoint of every entry"),
+    ("leaderboard.csv", "the same, one row per entry and every column, for a spreadsheet"),
+    ("index.html", "self-contained page: sortable table, filters, blob plot, significance map, "
+                   "Dice-vs-BMD scatter"),
     ("leaderboard.png", "clean Dice against BMD error and against cross-site Dice"),
-    ("entries/", "one JSON file per entry: every metric (mean, 95% CI over seeds), params, "
-                 "GFLOPs, img/s, budget, versions, git commit, hardware, date"),
-    ("leaderboard.json", "all entries in one file"),
+    ("blob-*.png", "bootstrap rank distributions per score (blob plot)"),
+    ("significance-*.png", "significance maps per score (paired Wilcoxon, Holm)"),
+    ("robustness.csv", "every entry x corruption x severity (mean and SD over seeds)"),
+    ("entries/", "one JSON file per entry: every metric (mean, 95% CI over seeds), rankings, "
+                 "clinical endpoint, per-subject scores, params, GFLOPs, img/s, budget, "
+                 "versions, git commit, hardware, date"),
+    ("leaderboard.json", "all entries in one file (without the per-subject scores)"),
+    ("ranking.json", "the comparisons: orders, rank distributions, Holm-adjusted p-values"),
 ]
+
+
 def _joined(values: set) -> str:
     return ",".join(str(v) for v in sorted(values))
 
