@@ -200,3 +200,41 @@ def test_page_draws_blob_plot_significance_map_and_scatter_with_filters(tmp_path
         colours = {c for _, c in image.convert("RGB").getcolors(maxcolors=1 << 20)}
     assert (0xd9, 0x53, 0x4f) in colours                                  # significant cells
     assert any(b > 150 and r < 150 and g < 200 for r, g, b in colours)     # blue rank dots
+
+
+def _run_on(store, model, seed, execution, images_per_second):
+    run_id = store.begin_run({"model": model, "strategy": "baseline", "dataset": "phantom",
+                              "profile": "quick", "seed": seed, "backend": "torch"},
+                             {"cpu": "AMD EPYC", "execution": execution})
+    store.finish_run(run_id, metrics={"dice": 0.5}, timings={"train": 1.0},
+                     details={"train": {"images_per_second": images_per_second}},
+                     image_rows=[])
+
+
+CPU = {"device": "cpu", "precision": "fp32", "channels_last": False, "accelerator": "AMD EPYC"}
+GPU = {"device": "cuda:0", "precision": "bf16", "channels_last": True, "accelerator": "NVIDIA H200"}
+
+
+def test_speeds_from_different_devices_are_never_compared_silently(tmp_path):
+    from jmedbench.leaderboard.render import render_markdown
+    from jmedbench.registry import get_registry
+
+    store = Store(tmp_path / "s.sqlite")
+    _run_on(store, "unet", 0, CPU, 10.0)
+    _run_on(store, "segnet", 0, GPU, 900.0)
+    _run_on(store, "segnet", 1, CPU, 12.0)  # one entry whose seeds ran on two devices
+    entries = {e["model"]: e for e in collect_entries(store, get_registry())}
+    assert entries["unet"]["execution"] == "cpu fp32 (AMD EPYC)"
+    assert entries["unet"]["train_images_per_s"] == 10.0
+    assert entries["segnet"]["train_images_per_s"] is None  # no mean over two devices
+    assert "cuda:0 bf16 (NVIDIA H200)" in entries["segnet"]["execution"]
+    from jmedbench.columns import table_columns
+    table = render_markdown(list(entries.values()), table_columns(get_registry(), "leaderboard"),
+                            "jmedbench leaderboard build")
+    assert "Trained on (speeds differ by device)" in table
+    same = Store(tmp_path / "t.sqlite")
+    _run_on(same, "unet", 0, CPU, 10.0)
+    _run_on(same, "segnet", 0, CPU, 12.0)
+    table = render_markdown(collect_entries(same, get_registry()),
+                            table_columns(get_registry(), "leaderboard"), "x")
+    assert "Trained on" not in table

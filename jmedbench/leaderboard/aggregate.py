@@ -39,14 +39,18 @@ def entries_from_runs(completed: list[dict[str, Any]], registry: Registry | None
         details = [r["details"] or {} for r in records]
         params = details[-1].get("params")
         prov = records[-1]["provenance"] or {}
+        executions = {execution_label(r["provenance"] or {}) for r in records}
         entry = {
             "model": model, "strategy": strategy, "dataset": dataset, "profile": profile,
             "backend": backend, "seeds": sorted(latest), "runs": [r["run_id"] for r in records],
             "metrics": metrics,
             "params": params, "params_m": params / 1e6 if params else None,
             "gflops": details[-1].get("gflops"),
-            "train_images_per_s": mean_ci([d.get("train", {}).get("images_per_second")
-                                           for d in details])["mean"],
+            # a speed is a mean over seeds run on one device in one format, else unknown
+            "train_images_per_s": (mean_ci([d.get("train", {}).get("images_per_second")
+                                            for d in details])["mean"]
+                                   if len(executions) == 1 else None),
+            "execution": ", ".join(sorted(executions)),
             "budget": details[-1].get("budget"),
             "versions": prov.get("versions"), "git_commit": prov.get("git_commit"),
             "hardware": {"cpu": prov.get("cpu"), "cpu_count": prov.get("cpu_count"),
@@ -66,6 +70,14 @@ def entries_from_runs(completed: list[dict[str, Any]], registry: Registry | None
     sign = -1 if headline.higher_is_better else 1
     entries.sort(key=lambda e: sign * (entry_mean(e, headline.name) or -1))
     return entries
+
+
+def execution_label(provenance: dict[str, Any]) -> str:
+    """Where a run trained, e.g. ``cuda:0 bf16 (NVIDIA H200)``; runs stored before devices
+    existed ran on the CPU in fp32."""
+    execution = provenance.get("execution") or {}
+    return (f"{execution.get('device', 'cpu')} {execution.get('precision', 'fp32')} "
+            f"({execution.get('accelerator') or provenance.get('cpu') or 'unknown'})")
 
 
 def entry_mean(entry: dict[str, Any], key: str) -> float | None:

@@ -98,8 +98,8 @@ def render_readme(entries: list[dict[str, Any]], runs: list[dict[str, Any]],
     end = max(r["finished"] or r["created"] for r in runs)
     cpu = sum(sum((r["timings"] or {}).values()) for r in runs)
     day = dt.datetime.fromtimestamp(start, dt.timezone.utc).strftime("%Y-%m-%d")
-    hosts = _joined({f"{e['hardware']['cpu']}, {e['hardware']['cpu_count']} cores"
-                     for e in entries})
+    hosts = _joined({f"{e['hardware']['cpu']}, {e['hardware']['cpu_count']} cores, trained on "
+                     f"{e.get('execution') or 'cpu fp32'}" for e in entries})
     lines += [f"The {len(runs)} runs took **{end - start:.0f} s ({(end - start) / 60:.0f} min)** "
               f"from the first start to the last finish on {day} ({hosts}); their stages add "
               f"up to {cpu:.0f} s. `bench` resumes: run it again after an interruption.", ""]

@@ -46,9 +46,13 @@ def table_rows(entries: list[dict[str, Any]], columns: list[Column],
     the interval's half-width over seeds. With ``scores``, the ranking and clinical fields
     follow (only the compact ones when ``compact``)."""
     shown = [f for f in fields(list(scores)) if f.compact or not compact] if scores else []
+    # Speeds measured on different devices or formats are never compared silently: the
+    # column then names each entry's execution.
+    mixed = len({e.get("execution") for e in entries}) > 1
     keys = (ENTRY_KEYS + [c.key for c in columns] + [k for k, _, _ in COST_COLUMNS]
-            + [f.key for f in shown])
+            + (["execution"] if mixed else []) + [f.key for f in shown])
     header = (ENTRY_HEADER + [c.title for c in columns] + [t for _, t, _ in COST_COLUMNS]
+              + (["Trained on (speeds differ by device)"] if mixed else [])
               + [f.title for f in shown])
     first, others = columns[0], columns[1:]
     rows = []
@@ -65,6 +69,8 @@ def table_rows(entries: list[dict[str, Any]], columns: list[Column],
         row += [(entry_value(e, c.key), _fmt(entry_value(e, c.key), c.digits)) for c in others]
         row += [(entry_value(e, key), _fmt(entry_value(e, key), digits))
                 for key, _, digits in COST_COLUMNS]
+        if mixed:
+            row.append((e.get("execution"), e.get("execution") or ""))
         if shown:
             cells = field_cells(e, list(scores))
             row += [cells[f.key] for f in shown]
