@@ -418,7 +418,7 @@ class Store:
         if self.artifacts_root is None:
             raise UserError(f"store {self.location}: no folder for run files (weights, "
                             "figures): give --artifacts DIR, a path every node reaches, or set "
-                            f"${ARTIFACTS_ENV}")
+                            f"${ARTIFACTS_ENV} (or --no-save-weights)")
         return self.artifacts_root
 
     def artifacts_dir(self, run_id: str) -> Path:

@@ -47,9 +47,10 @@ def board(store_url: str, config: str, seeds: str):
 
 
 @needs_postgres
-def test_three_workers_one_killed_mid_entry_every_entry_once(tiny_config):
+def test_three_workers_one_killed_mid_entry_every_entry_once(tmp_path, tiny_config):
     with fresh_schema() as url:
-        args = bench_args(url, tiny_config, "--seeds", "0,1,2,3", "--lease", "3")
+        args = bench_args(url, tiny_config, "--seeds", "0,1,2,3", "--lease", "3",
+                          "--artifacts", str(tmp_path / "artifacts"))
         workers = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True) for _ in range(3)]
         claims = keys = None
@@ -127,6 +128,17 @@ def test_submitit_job_array_runs_the_matrix_and_status_shows_it(tmp_path, tiny_c
     assert running["state"] == "running"
     assert running["worker"] == f"{socket.gethostname()}:{os.getpid()}"
     assert running["for_s"] >= 0 and shown["entries"][3]["state"] == "waiting"
+
+
+@needs_postgres
+def test_a_database_store_without_a_folder_for_weights_is_refused_before_any_run(tiny_config):
+    with fresh_schema() as url:
+        out = subprocess.run(bench_args(url, tiny_config, "--seeds", "0"), capture_output=True,
+                             text=True, env={k: v for k, v in os.environ.items()
+                                             if k != "JMEDBENCH_ARTIFACTS"})
+        assert out.returncode == 2, out.stderr
+        assert "no folder for run files" in out.stderr and "--no-save-weights" in out.stderr
+        assert Store(url).runs() == []
 
 
 def test_executor_config_mistakes(tmp_path):

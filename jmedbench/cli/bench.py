@@ -56,6 +56,8 @@ def register(sub) -> None:
                    "one every node reaches; default beside an SQLite store; needed for a "
                    "database server (or $JMEDBENCH_ARTIFACTS)")
     add_execution_options(p)
+    p.add_argument("--no-save-weights", action="store_true",
+                   help="runs keep no trained model (by default each does, in --artifacts)")
     add_store_option(p)
     add_json_option(p)
     p.set_defaults(func=cmd_bench)
@@ -72,6 +74,8 @@ def execution_arguments(args) -> tuple[str, ...]:
 def cmd_bench(args) -> int:
     # The store first: a wrong or unreachable URL is one line before plugins load.
     store = Store(args.store, artifacts=args.artifacts)
+    if not args.no_save_weights and not args.status:  # every run keeps its weights: where?
+        store.require_artifacts()
     registry = get_registry()
     if args.strategies is None or args.datasets is None:  # what the profile's [run] names
         profile = build_config(args.profile, args.config)
@@ -83,6 +87,7 @@ def cmd_bench(args) -> int:
     matrix = expand_matrix(registry, args.models, args.strategies, args.datasets, args.seeds,
                            args.profile, args.backend, args.config, args.robustness,
                            execution_arguments(args))
+    matrix.save_weights = not args.no_save_weights
     if args.workers < 1:
         raise UserError("--workers must be at least 1")
     if not args.lease > 0:

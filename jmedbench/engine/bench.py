@@ -59,6 +59,7 @@ class Matrix:
     # `run` options for where and how every entry trains (--device cuda --precision bf16 ...);
     # part of the key when given, so a matrix in bf16 is not resumed from one in fp32
     execution: tuple[str, ...] = ()
+    save_weights: bool = True  # every run keeps its trained model (not part of the key)
 
     def key(self, entry: Entry) -> str:
         parts = [entry.model, entry.strategy, entry.dataset, str(entry.seed), self.profile,
@@ -156,7 +157,7 @@ def entry_command(matrix: Matrix, entry: Entry) -> list[str]:
         cmd += ["--config", matrix.config_file]
     if matrix.robustness:
         cmd += ["--robustness", matrix.robustness]
-    return cmd + list(matrix.execution)
+    return cmd + list(matrix.execution) + ([] if matrix.save_weights else ["--no-save-weights"])
 
 
 def register_matrix(matrix: Matrix, claims: Claims) -> list[str]:
