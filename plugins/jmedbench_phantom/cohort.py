@@ -39,9 +39,7 @@ class Site:
     vertebrae look larger at site S. sigma_mm: range of the in-plane point-spread function's
     Gaussian SD (reconstruction kernel, detector and the native pixel's box together), drawn per
     subject (log-uniform): protocols differ between patients and a model must not learn one
-    kernel. noise_hu: range of the noise SD a 1 mm PSF would give (dose, body size), drawn
-    per subject (log-uniform); the image's noise SD is that times (1 mm / sigma_mm): a sharper
-    kernel is noisier (:func:`jmedbench_phantom.scanner.draw_protocol`). calibration_hu
+    kernel. noise_hu: range of the noise SD (dose, body size), drawn per subject. calibration_hu
     and bone_scale: the scanner's HU calibration against site N (an offset on every tissue and a
     kVp-like scale of HU above water); the age law is stated in each site's measured HU, so they
     do not move the cancellous mode. noise_hu_nominal: the spread the cohort's provisional
@@ -60,9 +58,9 @@ class Site:
 
 
 SITES: dict[str, Site] = {
-    "N": Site("N", slice_mm=3.0, fov_mm=160.0, sigma_mm=(0.5, 2.0), noise_hu=(10.0, 24.0),
+    "N": Site("N", slice_mm=3.0, fov_mm=160.0, sigma_mm=(0.5, 2.0), noise_hu=(8.0, 42.0),
               calibration_hu=0.0, bone_scale=1.0, sub_planes=4, noise_hu_nominal=20.0),
-    "S": Site("S", slice_mm=5.0, fov_mm=140.0, sigma_mm=(0.6, 2.0), noise_hu=(7.0, 16.0),
+    "S": Site("S", slice_mm=5.0, fov_mm=140.0, sigma_mm=(0.6, 2.0), noise_hu=(6.0, 30.0),
               calibration_hu=8.0, bone_scale=0.96, sub_planes=5, noise_hu_nominal=13.0),
 }
 

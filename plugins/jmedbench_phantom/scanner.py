@@ -52,19 +52,10 @@ class Protocol:
                 "calibration_hu": self.calibration_hu, "bone_scale": self.bone_scale}
 
 
-NOISE_KERNEL_EXPONENT = 1.0
-"""Noise SD ~ sigma^-exponent. Filtered back projection at a fixed dose gives variance
-~ integral of |f| exp(-(2 pi sigma f)^2) ~ sigma^-3, so SD ~ sigma^-1.5; protocols with sharp
-kernels are given more dose (and soft ones less), so the phantom uses a milder exponent. Soft
-kernels are then quiet and sharp ones noisy, as in real scans, instead of every combination
-being equally likely."""
-
-
 def draw_protocol(rng: np.random.Generator, site: Site) -> Protocol:
     lo, hi = site.sigma_mm
     sigma = math.exp(rng.uniform(math.log(lo), math.log(hi)))
-    n_lo, n_hi = site.noise_hu
-    noise = math.exp(rng.uniform(math.log(n_lo), math.log(n_hi))) * sigma ** -NOISE_KERNEL_EXPONENT
+    noise = rng.uniform(*site.noise_hu)
     return Protocol(site.slice_mm, site.sub_planes, sigma, noise, site.calibration_hu,
                     site.bone_scale)
 
