@@ -5,7 +5,9 @@ Every statistic is computed from the subjects alone (images in HU, labels 0/1/2,
 it works for synthetic and real datasets alike:
 
 - cancellous HU: median, robust SD (1.4826 x MAD) and the Johnson-Su fit (a, b, loc, scale,
-  mode) of all label-2 pixels;
+  mode) of each subject's label-2 pixels, the median over subjects (a person's distribution:
+  pooling a cohort would mix people of different BMD, broadening the core and hiding the
+  tails);
 - the HU profile across the vertebral-body outline (label > 0): mean HU of the pixels at each
   signed distance from the outline, -3 to +5 mm (negative inside the body);
 - noise SD in fat and muscle: the median local SD (5 x 5 pixels) where the local mean is fat
@@ -115,6 +117,15 @@ def _autocorrelation_length(values: np.ndarray, mask: np.ndarray, pixel_mm: floa
     return float((k - 1 + frac) * pixel_mm)
 
 
+def _distribution(values: np.ndarray) -> tuple[float, float, dict[str, float]]:
+    """(median, robust SD, Johnson-Su parameters and mode) of one subject's cancellous HU."""
+    median = float(np.median(values))
+    robust = float(ROBUST_SD * np.median(np.abs(values - median)))
+    fit = fit_johnson_su(values.astype(np.float64))
+    return median, robust, {"a": fit.a, "b": fit.b, "loc": fit.loc, "scale": fit.scale,
+                            "mode": float(fit.mode)}
+
+
 def realism_stats(dataset: Dataset, split: str | None = None, name: str | None = None
                   ) -> RealismStats:
     """The statistics of one dataset (one split: by default the first of test, train, val,
@@ -159,10 +170,10 @@ def realism_stats(dataset: Dataset, split: str | None = None, name: str | None =
             rows, cols = np.flatnonzero(body.any(1)), np.flatnonzero(body.any(0))
             widths.append((cols[-1] - cols[0] + 1) * pixel)
             depths.append((rows[-1] - rows[0] + 1) * pixel)
-    values = np.concatenate(cancellous)
-    median = float(np.median(values))
-    robust = float(ROBUST_SD * np.median(np.abs(values - median)))
-    fit = fit_johnson_su(values)
+    per_subject = [_distribution(values) for values in cancellous if values.size]
+    median, robust = (float(np.median([d[k] for d in per_subject])) for k in range(2))
+    fit = {key: float(np.nanmedian([d[2][key] for d in per_subject]))
+           for key in ("a", "b", "loc", "scale", "mode")}
     notes = []
     if len(fat_sd) == 0:
         notes.append("no fat region of 20+ pixels found for the noise SD")
@@ -170,8 +181,7 @@ def realism_stats(dataset: Dataset, split: str | None = None, name: str | None =
         name=name or dataset.name, subjects=len(subjects),
         slices=int(sum(s.n_slices for s in subjects)), pixel_mm=float(np.median(pixels)),
         cancellous_median_hu=median, cancellous_robust_sd_hu=robust,
-        johnson_su={"a": fit.a, "b": fit.b, "loc": fit.loc, "scale": fit.scale,
-                    "mode": fit.mode},
+        johnson_su=fit,
         cortical_mean_hu=float(np.concatenate(cortical).mean()),
         outline_profile_hu={f"{d:+.0f}": (float(profile_sum[k] / profile_n[k])
                                           if profile_n[k] else math.nan)
@@ -222,12 +232,16 @@ def plot_comparison(stats: list[RealismStats], datasets: list[Dataset], path) ->
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     for st, ds in zip(stats, datasets):
-        values = np.concatenate([s.image[s.label == 2] for s in _subjects(ds, None)])
-        left.hist(values, bins=np.arange(-300, 801, 20), density=True, histtype="step",
+        # each subject centred on its own median, then on the dataset's: the shape of one
+        # person's distribution, not the spread of a cohort's BMDs
+        values = [s.image[s.label == 2] for s in _subjects(ds, None)]
+        values = np.concatenate([v - np.median(v) for v in values if v.size])
+        left.hist(values + st.cancellous_median_hu, bins=np.arange(-300, 801, 20),
+                  density=True, histtype="step",
                   label=f"{st.name} (median {st.cancellous_median_hu:.0f})")
         right.plot(PROFILE_MM, [st.outline_profile_hu[f"{d:+.0f}"] for d in PROFILE_MM],
                    marker="o", label=st.name)
-    left.set_xlabel("cancellous HU")
+    left.set_xlabel("cancellous HU (each subject centred on the median of medians)")
     left.set_ylabel("density")
     left.legend(fontsize=8)
     right.axvline(0, color="grey", lw=0.5)

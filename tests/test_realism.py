@@ -50,6 +50,18 @@ def test_statistics_with_known_answers():
     assert profile["+3"] == pytest.approx(50.0, abs=10)  # muscle around the body
 
 
+def test_cancellous_distribution_is_a_persons_not_a_cohorts():
+    # two people, cancellous 100 and 200 HU with noise 20: pooled, the robust SD would be
+    # about 60 HU and the median 150; per subject each is 20 HU wide around its own value
+    low, high = _known_subject(seed=1), _known_subject(seed=2)
+    high.image[high.label == 2] += 100.0
+    low.image[low.label == 2] -= 50.0
+    stats = realism_stats(Dataset({"test": [low, high]}, name="two"))
+    assert stats.cancellous_robust_sd_hu == pytest.approx(20.0, abs=1.5)
+    assert stats.cancellous_median_hu == pytest.approx(175.0, abs=3.0)  # median of 100, 250
+    assert stats.johnson_su["mode"] == pytest.approx(175.0, abs=4.0)
+
+
 def test_correlated_texture_has_a_longer_autocorrelation():
     from scipy.ndimage import gaussian_filter
 

@@ -63,6 +63,7 @@ class VertebralBody:
     concavity: float = 1.5
     bvtv: float = 0.1
     texture: float = 0.5
+    endplate_density: float = 0.6
     wedge: float = 0.0
     schmorl: list = field(default_factory=list)
 
@@ -151,12 +152,17 @@ def draw_anatomy(rng: np.random.Generator, person: Person, site: Site) -> Anatom
     h1 = u(24.0, 28.0) * (1.0 if male else 0.95)
     h2 = h1 * u(1.0, 1.06)
     d01, d12, d23 = (u(6.0, 9.0), u(7.0, 11.0) - 1.5 * age_f, u(8.0, 12.0) - 1.5 * age_f)
-    rx1 = u(21.5, 25.0) if male else u(19.5, 23.0)
-    ry1 = u(17.5, 20.5) if male else u(16.0, 19.0)
+    # Mid-body half-width and half-depth of L1 (L2 a few per cent larger). CT morphometry of
+    # L1/L2 (Zhou et al., Eur Spine J 2000; Panjabi et al., Spine 1992) gives body depths in
+    # the mid-30s mm with a spread of a few mm, women smaller; real vertebra masks, cut
+    # obliquely by lordosis and smoothed by the resampling, measure deeper (36-42 mm here).
+    rx1 = u(22.0, 25.5) if male else u(20.0, 23.5)
+    ry1 = u(18.5, 22.0) if male else u(17.0, 20.5)
     power, dent, waist = u(2.1, 2.8), u(1.5, 4.0), u(0.03, 0.08)
     # Ritzel et al. 1997: the vertebral shell is 0.2-0.5 mm of compact bone, thicker
-    # where it carries load; as a partial-volume equivalent 0.3-1 mm, thinning with age.
-    shell = u(0.35, 0.8) - 0.2 * age_f * u(0.5, 1.0)
+    # where it carries load, porous, thinning with age: as a partial-volume equivalent of
+    # compact bone 0.2-0.6 mm at 39 y, up to 0.12 mm thinner at 80 y.
+    shell = u(0.2, 0.6) - 0.12 * age_f * u(0.5, 1.0)
     l1 = VertebralBody("L1", 0.0, h1, rx1, ry1, power, dent, shell, waist)
     l2 = VertebralBody("L2", h1 + d12, h2, rx1 * u(1.02, 1.06), ry1 * u(1.0, 1.04),
                        power + u(-0.1, 0.1), dent, shell * u(0.97, 1.03), waist)
@@ -173,7 +179,9 @@ def draw_anatomy(rng: np.random.Generator, person: Person, site: Site) -> Anatom
     hu.update(fat=u(-110.0, -85.0), subcutaneous=u(-115.0, -90.0), skin=u(20.0, 50.0),
               muscle=u(45.0, 58.0) - fatty, disc_annulus=u(90.0, 120.0),
               disc_nucleus=u(60.0, 90.0), posterior_bone=u(1000.0, 1500.0),
-              marrow=u(160.0, 280.0), rib_bone=u(1200.0, 1500.0), sac=u(5.0, 25.0),
+              # the arch's cancellous bone is denser than the body's and ages with it
+              marrow=min(max(person.true_bmd + u(30.0, 120.0), 90.0), 300.0),
+              rib_bone=u(1200.0, 1500.0), sac=u(5.0, 25.0),
               bowel_wall=u(30.0, 60.0), table=u(120.0, 250.0),
               cortex=u(1200.0, 1700.0))  # compact bone of shell and endplates, before blur
 
@@ -244,8 +252,11 @@ def draw_anatomy(rng: np.random.Generator, person: Person, site: Site) -> Anatom
     fractures = []
     for b in (l1, l2):
         b.bvtv = float(min(max(bvtv, 0.01), 0.45))
-        b.texture = u(0.55, 0.95)
+        b.texture = u(0.6, 1.05)
         b.endplate = u(0.25, 0.5) + 0.4 * age_f * u(0.0, 1.0)  # sclerosis with age
+        # The bony endplate is perforated by marrow contact channels and porous at its centre:
+        # as partial-volume equivalent, its density is a fraction of the shell's compact bone.
+        b.endplate_density = u(0.45, 0.7) + 0.15 * age_f * u(0.0, 1.0)
         b.concavity = u(0.8, 2.5)
         if rng.random() < (0.02 + 0.12 * age_f) * (1.0 if male else 1.5):
             b.wedge = u(0.12, 0.3)
@@ -261,6 +272,6 @@ def draw_anatomy(rng: np.random.Generator, person: Person, site: Site) -> Anatom
              "cortical_bone_hu": round(hu["cortex"], 1), "marrow_hu": round(hu["bone_marrow"], 1),
              "bone_volume_fraction": round(l1.bvtv, 4), "fractures": fractures,
              "schmorl_nodes": len(l1.schmorl) + len(l2.schmorl),
-             "endplate_mm": round(l1.endplate, 2), "sleeve_mm": round(u(1.5, 5.0), 2)}
+             "endplate_mm": round(l1.endplate, 2), "sleeve_mm": round(u(2.5, 7.0), 2)}
     return Anatomy([l1, l2], discs, spine, hu, body_outline, aorta, plaques, ivc, kidneys, bowel,
                    ribs, osteophytes, islands, vacuum, facts)

@@ -24,7 +24,7 @@ import numpy as np
 from jmedbench.data import Subject
 
 CACHE_ENV = "JMEDBENCH_CACHE"
-FORMAT = 1
+FORMAT = 2  # bumped with each change of what a rendered subject holds or how it is drawn
 
 
 def cache_root() -> Path | None:

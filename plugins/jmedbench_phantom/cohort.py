@@ -58,9 +58,9 @@ class Site:
 
 
 SITES: dict[str, Site] = {
-    "N": Site("N", slice_mm=3.0, fov_mm=160.0, sigma_mm=(0.5, 2.0), noise_hu=(8.0, 35.0),
+    "N": Site("N", slice_mm=3.0, fov_mm=160.0, sigma_mm=(0.5, 2.0), noise_hu=(8.0, 42.0),
               calibration_hu=0.0, bone_scale=1.0, sub_planes=4, noise_hu_nominal=20.0),
-    "S": Site("S", slice_mm=5.0, fov_mm=140.0, sigma_mm=(0.6, 2.0), noise_hu=(6.0, 25.0),
+    "S": Site("S", slice_mm=5.0, fov_mm=140.0, sigma_mm=(0.6, 2.0), noise_hu=(6.0, 30.0),
               calibration_hu=8.0, bone_scale=0.96, sub_planes=5, noise_hu_nominal=13.0),
 }
 

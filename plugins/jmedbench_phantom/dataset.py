@@ -95,6 +95,31 @@ def slice_positions(rng: np.random.Generator, anat: Anatomy, n: int) -> np.ndarr
     return centres
 
 
+TARGETED_FIELD_PROBABILITY = 0.15
+"""Share of subjects whose reconstruction (or delivered crop) covers only part of the view."""
+
+
+def targeted_field(rng: np.random.Generator, canvas: Canvas, anat: Anatomy, size: int,
+                   pixel: float) -> np.ndarray | None:
+    """The output pixels inside a targeted reconstruction, or None for a full field. A spine
+    study reconstructed (or cropped) to a small field, 100-140 mm around the vertebra, shown in
+    the models' wider view leaves a frame of padding (-1024 HU) around it, as real crops do;
+    the vertebral body and the arch lie inside. Drawn for every subject (a fixed number of
+    draws), applied to a share of them."""
+    r = rng.random(5)
+    if r[0] >= TARGETED_FIELD_PROBABILITY:
+        return None
+    cx, cy = anat.spine.centre(0.5 * sum(anat.span))
+    fx, fy = cx + 10.0 * (r[1] - 0.5), cy + 12.0 * r[2]  # the arch lies behind the body
+    hx, hy = 50.0 + 20.0 * r[3], 50.0 + 20.0 * r[4]
+    centre = (size - 1) / 2.0
+    x0 = canvas.x0 + canvas.pixel_mm * (canvas.size - 1) / 2.0  # the view's centre
+    y0 = canvas.y0 + canvas.pixel_mm * (canvas.size - 1) / 2.0
+    xs = x0 + (np.arange(size) - centre) * pixel
+    ys = y0 + (np.arange(size) - centre) * pixel
+    return (np.abs(ys - fy)[:, None] <= hy) & (np.abs(xs - fx)[None, :] <= hx)
+
+
 BMD_TOLERANCE_HU = 0.25
 """The fitted mode of a subject's labelled cancellous pixels lies this close to its true BMD."""
 
@@ -148,6 +173,7 @@ def render_subject(person: Person, site: Site, size: int, n_slices: int, banks: 
     canvas = Canvas(size * k, pixel / k, sp.cx + rng.uniform(-6.0, 6.0),
                     sp.cy + rng.uniform(-4.0, 10.0))
     positions = slice_positions(rng, anat, n_slices)
+    crop = targeted_field(rng, canvas, anat, size, pixel)
     offsets = protocol.sub_plane_offsets()
     renderer = SubjectRenderer(anat, canvas, [float(z) for z in positions])
     painter = VertebraPainter(anat, canvas)
@@ -189,12 +215,17 @@ def render_subject(person: Person, site: Site, size: int, n_slices: int, banks: 
     imaged_iqr = float(np.subtract(*np.percentile(imaged, [75, 25])))
     fit, offset, imaged_mode = set_cancellous_mode(images, cancellous, person.true_bmd)
     np.clip(images, *HU_LIMITS, out=images)
+    if crop is not None and not labels[:, ~crop].any():
+        images[:, ~crop] = HU_LIMITS[0]
+    else:
+        crop = None
     meta = {
         "johnson_su": {"a": fit.a, "b": fit.b, "loc": fit.loc, "scale": fit.scale},
         "slice_z_mm": [round(float(z), 2) for z in positions],
         "slice_regions": regions,
         "slice_thickness_mm": site.slice_mm,
         "fov_mm": round(pixel * size, 2),
+        "targeted_field": crop is not None,
         "protocol": protocol.to_dict(),
         "erosion_mm": erosion_mm,
         # what the imaging chain gave the cancellous pixels before the mode was set

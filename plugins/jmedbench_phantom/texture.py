@@ -72,7 +72,7 @@ def trabecular_bank(rng: np.random.Generator, size: int, pixel_mm: float, count:
     f = _radial_frequency(n, pixel_mm)
     transfer = (np.exp(-((f - 0.7) / 0.35) ** 2) + 0.8 * np.exp(-((f - 0.25) / 0.12) ** 2))
     fields = filtered_fields(rng, count, n, transfer)
-    fields = fields + 0.3 * (fields * fields - 1.0)
+    fields = fields + 0.45 * (fields * fields - 1.0)
     fields -= fields.mean(axis=(1, 2), keepdims=True)
     fields /= fields.std(axis=(1, 2), keepdims=True)
     return FieldBank(fields.astype(np.float32), size)

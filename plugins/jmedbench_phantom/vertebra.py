@@ -159,7 +159,7 @@ class VertebraPainter:
             if bi == index and rs > 0.5:
                 island = np.clip((rs - np.sqrt((u - iu) ** 2 + (v - iv) ** 2)) / f + 0.5, 0, 1)
                 cancellous = cancellous + island * (0.8 * hu["cortex"] - cancellous)
-        subchondral = 0.25 * b.bvtv * (tissue - marrow) * (1.0 + b.endplate)
+        subchondral = 0.15 * b.bvtv * (tissue - marrow) * (1.0 + b.endplate)
         return BodySlice(index, b, v, inside, shell, top, bottom, cancellous.astype(np.float32),
                          float(subchondral), float(hu["cortex"]))
 
@@ -188,10 +188,17 @@ class VertebraPainter:
             plate = (_overlap(lo, hi, g.top, g.top + b.endplate)
                      + _overlap(lo, hi, g.bottom - b.endplate, g.bottom)) * (1.0 / dz)
             body = g.inside_xy * in_z
-            dense = np.minimum(np.maximum(g.shell_xy * in_z, plate * g.inside_xy), body)
+            shell = g.shell_xy * in_z
+            plate *= g.inside_xy
+            dense = np.minimum(np.maximum(shell, plate), body)
             near = np.minimum(np.abs(zb - g.top), np.abs(g.bottom - zb))
             cancellous = g.cancellous + g.subchondral * np.exp(-near * (1.0 / 2.5))
-            bone += dense * g.dense_hu + (body - dense) * cancellous
+            # Where the endplate dominates, the dense bone is porous: a fraction
+            # ``endplate_density`` of compact bone, the rest marrow and trabeculae.
+            rho = b.endplate_density
+            dense_hu = np.where(plate > shell, rho * g.dense_hu + (1.0 - rho) * cancellous,
+                                g.dense_hu)
+            bone += dense * dense_hu + (body - dense) * cancellous
             occupied += body
             np.maximum(outline, g.inside_xy, out=outline)
             fractions[g.index][where] += body
