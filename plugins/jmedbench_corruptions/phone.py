@@ -195,7 +195,7 @@ phone_glare = _photo_corruption(
     lambda p: replace(NOMINAL, glare=p), density="not_applicable")
 
 phone_vignetting = _photo_corruption(
-    "phone_vignetting", [0.15, 0.30, 0.45, 0.60, 0.75],
+    "phone_vignetting", [0.10, 0.20, 0.30, 0.40, 0.50],
     "Lens vignetting: brightness falls off towards the corners (relative fall-off)",
     lambda p: replace(NOMINAL, vignetting=p))
 
