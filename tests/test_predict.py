@@ -243,7 +243,15 @@ def test_slices_without_a_vertebra_map_find_the_spine(trained, registry, tmp_pat
     assert result.failures == [] and result.rows[0]["slices"] == f"{span[0]}:{span[1]}"
     labels = read_nifti_labels(tmp_path / "out" / "ex" / "mask.nii.gz", volume)
     vertebrae = read_nifti_labels(VERTEBRAE, volume)
-    assert (vertebrae[labels == 2] > 0).mean() > 0.5
+    # Against the same model centred by the vertebra map: without the map the view must find
+    # the spine as well (a missed spine puts next to no predicted bone in the vertebrae); how
+    # much of it lies there at all is the quick model's accuracy, not the localisation's.
+    mapped = predict_cts(load_run_model(registry, store, run_id),
+                         [CTInput(CT, "ex", VERTEBRAE)], tmp_path / "mapped")
+    assert mapped.failures == []
+    by_map = read_nifti_labels(tmp_path / "mapped" / "ex" / "mask.nii.gz", volume)
+    inside, inside_by_map = ((vertebrae[m == 2] > 0).mean() for m in (labels, by_map))
+    assert inside > 0.5 * inside_by_map and inside > 0.2, (inside, inside_by_map)
 
 
 # -- bad input: one line naming the file or id, exit 2, nothing written is lost -----------------

@@ -256,13 +256,15 @@ def test_ssl_loss_falls_on_the_phantom(phantom):
     calls = []
     ctx = TrainContext(images, labels, None, seed=0, model_spec=get_registry().model("unet"),
                        progress=lambda task, done, total: calls.append((task, done, total)))
-    ssl = ContrastivePretraining(ssl_iterations=30, ssl_batch_size=8)
+    # 60 iterations: on the CT-like phantom (issue 17) the loss is noisy over the first 30
+    # (3.55 -> 3.49 mean of the first and last 5), then falls (first 10: 3.55, last 10: 2.74)
+    ssl = ContrastivePretraining(ssl_iterations=60, ssl_batch_size=8)
     ssl.pretrain(model, ctx)
     losses = ssl.losses
-    assert len(losses) == 30
-    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.1
-    assert ctx.budget["ssl_iterations"] == 30 and ctx.budget["ssl_images"] == 30 * 8
-    assert [c[1] for c in calls] == list(range(31)) and calls[0][2] == 30
+    assert len(losses) == 60
+    assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.1
+    assert ctx.budget["ssl_iterations"] == 60 and ctx.budget["ssl_images"] == 60 * 8
+    assert [c[1] for c in calls] == list(range(61)) and calls[0][2] == 60
 
 
 def test_ssl_changes_only_the_encoder():
