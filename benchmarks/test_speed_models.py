@@ -10,7 +10,7 @@ import torch
 from jmedbench.config import build_config
 from jmedbench.engine.build import build_model
 from jmedbench.engine.profiling import size_error
-from jmedbench.engine.train import dice_ce_loss
+from jmedbench.engine.train import backward_and_step, dice_ce_loss
 from jmedbench.labels import IN_CHANNELS, NUM_CLASSES
 from jmedbench.registry import get_registry
 
@@ -36,9 +36,6 @@ def test_model_training_step(benchmark, registry, name):
     model.train()
 
     def step():
-        loss = dice_ce_loss(model(x), y, weights)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
+        backward_and_step(dice_ce_loss(model(x), y, weights), optimiser)
     benchmark.extra_info["params"] = sum(p.numel() for p in model.parameters())
     benchmark.pedantic(step, rounds=3, iterations=1, warmup_rounds=1)

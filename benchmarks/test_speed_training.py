@@ -24,7 +24,8 @@ import torch
 
 from jmedbench.engine.build import build_model, build_strategy
 from jmedbench.engine.devices import cpu_has_fast_bf16, resolve_execution
-from jmedbench.engine.train import class_weights, dice_ce_loss, train_supervised
+from jmedbench.engine.train import (backward_and_step, class_weights, dice_ce_loss,
+                                    train_supervised)
 from jmedbench.labels import NUM_CLASSES
 
 BF16_NATIVE = cpu_has_fast_bf16() or os.environ.get("JMEDBENCH_BENCH_BF16") == "1"
@@ -52,9 +53,7 @@ def _step_function(model, x, y, weights, execution, compiled=False):
         with execution.autocast():
             logits = step_model(x)
         loss = dice_ce_loss(logits.float(), y, weights)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
+        backward_and_step(loss, optimiser)
         return loss.item()
     return step
 

@@ -75,3 +75,22 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subpro
 @pytest.fixture
 def cli():
     return run_cli
+
+
+# -- bench: a matrix whose entries train in seconds ------------------------------------------
+TINY_BENCH = "[train]\nsteps = 3\n[data]\nimage_size = 32\n[data.phantom]\ntrain_subjects = 2\n" \
+             "test_subjects = 1\nshift_subjects = 1\nval_subjects = 1\nslices_per_subject = 2\n"
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    """A config file for bench: 3 steps on a 2-subject phantom at 32 px."""
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_BENCH)
+    return str(path)
+
+
+def bench_args(store, config, *extra):
+    """``jmedbench bench`` of the unet on the quick profile with ``config``, as a command."""
+    return [sys.executable, "-m", "jmedbench", "bench", "--models", "unet", "--profile", "quick",
+            "--config", config, "--store", str(store), "--json", *extra]

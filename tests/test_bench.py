@@ -7,28 +7,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, bench_args
 
 from jmedbench.store import Store
 
-TINY = "[train]\nsteps = 3\n[data]\nimage_size = 32\n[data.phantom]\ntrain_subjects = 2\n" \
-       "test_subjects = 1\nshift_subjects = 1\nval_subjects = 1\nslices_per_subject = 2\n"
-
-
-@pytest.fixture
-def tiny_config(tmp_path):
-    path = tmp_path / "tiny.toml"
-    path.write_text(TINY)
-    return str(path)
-
-
-def bench_args(store, config, *extra):
-    return [sys.executable, "-m", "jmedbench", "bench", "--models", "unet", "--profile", "quick",
-            "--config", config, "--store", str(store), "--json", *extra]
 
 
 def test_unknown_names_are_all_rejected_before_anything_runs(cli, tmp_path):

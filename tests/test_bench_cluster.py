@@ -10,30 +10,16 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 
 import pytest
+from conftest import bench_args
 from postgres_schema import fresh_schema, needs_postgres
 
 from jmedbench.claims import Claims
 from jmedbench.errors import UserError
 from jmedbench.store import Store
 
-TINY = "[train]\nsteps = 2\n[data]\nimage_size = 32\n[data.phantom]\ntrain_subjects = 2\n" \
-       "test_subjects = 1\nshift_subjects = 1\nval_subjects = 1\nslices_per_subject = 2\n"
-
-
-@pytest.fixture
-def tiny_config(tmp_path):
-    path = tmp_path / "tiny.toml"
-    path.write_text(TINY)
-    return str(path)
-
-
-def bench_args(store, config, *extra):
-    return [sys.executable, "-m", "jmedbench", "bench", "--models", "unet", "--profile", "quick",
-            "--config", config, "--store", str(store), "--json", *extra]
 
 
 def board(store_url: str, config: str, seeds: str):

@@ -131,9 +131,8 @@ def resolve_device(name: str) -> str:
     :class:`UserError` naming what it has."""
     import torch
 
+    check_spelling(name, None)
     text = str(name).strip().lower()
-    if not _DEVICE_PATTERN.match(text):
-        raise UserError(f"--device {name!r}: expected {DEVICES_HELP}")
     has_cuda = torch.cuda.is_available()
     has_mps = bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
     if text == "auto":
@@ -171,9 +170,8 @@ def resolve_precision(name: str, device: str, flags: frozenset[str] | None = Non
     """The number format for ``name`` on ``device`` (see the module docstring)."""
     import torch
 
+    check_spelling(None, name)
     text = str(name).strip().lower()
-    if text not in PRECISIONS:
-        raise UserError(f"--precision {name!r}: expected one of {', '.join(PRECISIONS)}")
     kind = device.split(":")[0]
     if text == "auto":
         if kind == "cuda":

@@ -45,7 +45,7 @@ from jmedbench import provenance
 from jmedbench.engine.backends import get_backend
 from jmedbench.engine.build import instantiate_model
 from jmedbench.engine.devices import Execution, resolve_execution
-from jmedbench.engine.train import dice_ce_loss
+from jmedbench.engine.train import backward_and_step, dice_ce_loss
 from jmedbench.errors import UserError
 from jmedbench.labels import IN_CHANNELS, NUM_CLASSES
 from jmedbench.registry import Registry, suggest
@@ -216,15 +216,8 @@ def profile_model(registry: Registry, name: str, *, size: int = DEFAULT_SIZE,
     def train_step() -> None:
         with execution.autocast():
             logits = model(x)
-        loss = dice_ce_loss(logits.float(), target, class_weights)
-        optimiser.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimiser)
-            scaler.update()
-        else:
-            loss.backward()
-            optimiser.step()
+        backward_and_step(dice_ce_loss(logits.float(), target, class_weights), optimiser,
+                          scaler)
 
     step_ms = median_ms(train_step, repeats, warmup, sync)
     if not memory:

@@ -132,18 +132,25 @@ def train_supervised(model: torch.nn.Module, strategy: Strategy, inputs: torch.T
         with _autocast(execution):
             logits = step_model(x)
         loss = dice_ce_loss(logits.float(), y, weights)
-        optimiser.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimiser)
-            scaler.update()
-        else:
-            loss.backward()
-            optimiser.step()
+        backward_and_step(loss, optimiser, scaler)
         log.add(step, loss.item())
     if cuda:
         result.peak_device_mib = round(torch.cuda.max_memory_allocated(execution.device) / 2**20, 1)
     return log.finish()
+
+
+def backward_and_step(loss: torch.Tensor, optimiser: torch.optim.Optimizer,
+                      scaler: Any = None) -> None:
+    """Gradients of ``loss`` and one optimiser step, through the fp16 gradient scaler when
+    there is one (:meth:`jmedbench.engine.devices.Execution.grad_scaler`)."""
+    optimiser.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        optimiser.step()
+        return
+    scaler.scale(loss).backward()
+    scaler.step(optimiser)
+    scaler.update()
 
 
 def _autocast(execution: Any) -> contextlib.AbstractContextManager:
