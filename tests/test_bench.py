@@ -15,7 +15,6 @@ from conftest import SHARED_DATA, bench_args
 from jmedbench.store import Store
 
 
-
 def test_unknown_names_are_all_rejected_before_anything_runs(cli, tmp_path):
     store = tmp_path / "s.sqlite"
     out = cli("bench", "--models", "unte,zzz*", "--strategies", "baseline,bogus",
@@ -25,6 +24,31 @@ def test_unknown_names_are_all_rejected_before_anything_runs(cli, tmp_path):
                      "unknown strategy 'bogus'", "unknown dataset 'phantm'"):
         assert fragment in out.stderr
     assert not store.exists() or Store(store).runs() == []
+
+
+def test_exclusions_drop_models_and_a_mistyped_exclusion_is_refused():
+    from jmedbench.engine.bench import expand_matrix
+    from jmedbench.errors import UserError
+    from jmedbench.registry import get_registry
+
+    registry = get_registry()
+    every = expand_matrix(registry, "*", "baseline", "phantom", "0", "quick").entries
+    kept = expand_matrix(registry, "*,!unet*,!segnet", "baseline", "phantom", "0",
+                         "quick").entries
+    dropped = {e.model for e in every} - {e.model for e in kept}
+    assert "unet" in dropped and "unet-plusplus" in dropped and "segnet" in dropped
+    assert all(not (e.model.startswith("unet") or e.model == "segnet") for e in kept)
+    assert len(kept) == len(every) - len(dropped)
+    # a wildcard exclusion is a filter (it may match nothing installed); a name must exist
+    assert len(expand_matrix(registry, "*,!nosuchlib-*", "baseline", "phantom", "0",
+                             "quick").entries) == len(every)
+    for models, fragment in (("*,!segnte", "excluded model 'segnte' is not registered "
+                                           "(did you mean segnet"),
+                             ("!unet*", "only exclusions"), ("unet,!", "'!' must be followed"),
+                             ("unet,!unet", "leave no model")):
+        with pytest.raises(UserError) as info:
+            expand_matrix(registry, models, "baseline", "phantom", "0", "quick")
+        assert fragment in str(info.value), (models, str(info.value))
 
 
 def test_failure_is_recorded_and_the_rest_go_on(tmp_path, tiny_config):

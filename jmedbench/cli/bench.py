@@ -27,7 +27,7 @@ def register(sub) -> None:
     p = sub.add_parser("bench", help="run a resumable matrix of runs (models x strategies x "
                        "datasets x seeds), on one machine or many sharing a store")
     p.add_argument("--models", required=True, help="names or wildcards, comma separated: "
-                   "'unet*,segnet' or '*'")
+                   "'unet*,segnet' or '*'; '!' drops what follows, e.g. '*,!smp-*,!monai-*'")
     p.add_argument("--strategies", help="comma separated, e.g. baseline,sas (default: the "
                                         "profile's strategy, baseline)")
     p.add_argument("--datasets", help="comma separated (default: the profile's dataset, "

@@ -16,6 +16,7 @@ worker leaves incomplete rows, never orphans.
 from __future__ import annotations
 
 import ctypes
+import fnmatch
 import hashlib
 import json
 import os
@@ -89,7 +90,9 @@ def expand_matrix(registry: Registry, models: str, strategies: str, datasets: st
     """All entries, with every unknown name in the request reported at once, before any run."""
     problems: list[str] = []
     model_names: list[str] = []
-    for pattern in _split(models):
+    patterns = _split(models)
+    exclusions = [p[1:].strip() for p in patterns if p.startswith("!")]
+    for pattern in (p for p in patterns if not p.startswith("!")):
         if any(ch in pattern for ch in "*?["):
             hits = [n for n in registry.names("models", pattern)
                     if backend in registry.backends(n)]
@@ -102,6 +105,22 @@ def expand_matrix(registry: Registry, models: str, strategies: str, datasets: st
                 model_names.append(pattern)
             except UserError as exc:
                 problems.append(str(exc))
+    if exclusions and not model_names and not problems:
+        problems.append(f"--models '{models}': only exclusions ('!...'); name what to run first, "
+                        f"e.g. '*,!smp-*'")
+    for pattern in exclusions:
+        if not pattern:
+            problems.append(f"--models '{models}': '!' must be followed by a name or wildcard")
+        elif any(ch in pattern for ch in "*?["):  # a filter: may match nothing installed
+            model_names = [n for n in model_names if not fnmatch.fnmatchcase(n, pattern)]
+        elif pattern not in registry.names("models"):  # a typo is never silently kept
+            hint = suggest(pattern, registry.names("models"))
+            problems.append(f"--models: excluded model '{pattern}' is not registered"
+                            + (f" (did you mean {' or '.join(hint)}?)" if hint else ""))
+        else:
+            model_names = [n for n in model_names if n != pattern]
+    if not problems and not model_names:
+        problems.append(f"--models '{models}': the exclusions leave no model")
     strategy_names = _split(strategies)
     for name in strategy_names:
         try:
