@@ -47,6 +47,14 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def model_provenance(registry: Any, name: str, backend: str = "torch") -> dict[str, Any]:
+    """Which plugin registered the run's model and the versions of the libraries whose code
+    builds it (``ModelSpec.libraries``): a library's release can change the network."""
+    spec = registry.model(name, backend)
+    return {"name": name, "plugin": registry.owner("models", name, backend),
+            "libraries": {dist: _version(dist) for dist in spec.libraries}}
+
+
 def collect(registry: Any = None) -> dict[str, Any]:
     versions = {name: _version(name) for name in
                 ("jmedbench", "torch", "torchvision", "timm", "numpy", "scipy", "pluggy",

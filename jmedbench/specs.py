@@ -58,6 +58,9 @@ class ModelSpec:
     reference: bool = False  # the model relative scores (mCE) are taken against
     defaults: dict[str, Any] = field(default_factory=dict)
     search_space: SearchSpace = field(default_factory=dict)
+    # distributions whose code builds the network (e.g. "segmentation-models-pytorch"): every
+    # run of the model records their installed versions (provenance["model"])
+    libraries: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,8 @@ def test_a_run_records_where_and_how_it_ran_and_repeats_itself(registry, tmp_pat
         assert where["device"] == "cpu" and where["precision"] == "fp32"
         assert where["channels_last"] is False and where["accelerator"]
     assert record["config"]["device"] == "cpu"
+    assert record["provenance"]["model"] == {"name": record["model"], "plugin": "zoo",
+                                             "libraries": {}}
 
 
 def test_bf16_with_channels_last_trains_pretrains_and_predicts(registry, tmp_path):

@@ -53,6 +53,28 @@ def test_entries_aggregate_seeds_and_rank_by_dice(tmp_path):
     assert unet["git_commit"] == "abc" and unet["hardware"]["cpu"] == "test cpu"
 
 
+def test_an_entry_carries_its_model_libraries_versions_and_plugin(tmp_path):
+    from jmedbench.provenance import model_provenance
+    from jmedbench.registry import get_registry
+
+    registry = get_registry()
+    zoo = model_provenance(registry, "unet")
+    assert zoo == {"name": "unet", "plugin": "zoo", "libraries": {}}
+    store = Store(tmp_path / "s.sqlite")
+    run_id = store.begin_run({"model": "unet", "strategy": "baseline", "dataset": "phantom",
+                              "profile": "quick", "seed": 0, "backend": "torch"},
+                             {"versions": {"torch": "2"},
+                              "model": {"name": "unet", "plugin": "mylib-plugin",
+                                        "libraries": {"mylib": "1.2.3", "absent": None}}})
+    store.finish_run(run_id, metrics={"dice": 0.9}, timings={}, details={}, image_rows=[])
+    old = add_run(store, "segnet", "baseline", 0, 0.8)  # stored before runs named their plugin
+    assert old
+    entries = {e["model"]: e for e in collect_entries(store, registry)}
+    assert entries["unet"]["versions"] == {"torch": "2", "mylib": "1.2.3"}
+    assert entries["unet"]["plugin"] == "mylib-plugin"
+    assert entries["segnet"]["plugin"] == "zoo"  # from the registry
+
+
 def test_build_writes_every_format_and_escapes(tmp_path):
     store = Store(tmp_path / "s.sqlite")
     add_run(store, "<script>alert(1)</script>", "baseline", 0, 0.5)

@@ -146,3 +146,14 @@ def test_listed_with_parameter_counts(cli):
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert sorted(rows) == sorted(MONAI_MODELS)
     assert all(row["params"] and row["params"] > 1e4 for row in rows.values())
+
+
+def test_a_run_of_a_monai_model_records_the_library_version():
+    import importlib.metadata as md
+
+    from jmedbench.provenance import model_provenance
+    from jmedbench.registry import get_registry
+
+    recorded = model_provenance(get_registry(), "monai-segresnet")
+    assert recorded == {"name": "monai-segresnet", "plugin": "monai",
+                        "libraries": {"monai": md.version("monai")}}

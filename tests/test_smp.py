@@ -254,3 +254,16 @@ def test_the_zoo_timm_unets_are_the_same_network_as_smp(registry, zoo_name, smp_
     x = torch.randn(2, 1, 64, 96, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.equal(zoo(x), lib(x))
+
+
+def test_a_run_of_an_smp_model_records_the_library_version():
+    import importlib.metadata as md
+
+    from jmedbench.provenance import model_provenance
+    from jmedbench.registry import get_registry
+
+    recorded = model_provenance(get_registry(), "smp-unet-resnet34")
+    assert recorded["plugin"] == "smp"
+    assert recorded["libraries"] == {"segmentation-models-pytorch":
+                                     md.version("segmentation-models-pytorch"),
+                                     "timm": md.version("timm")}

@@ -150,6 +150,7 @@ def execute(registry: Registry, cfg: RunConfig, store: Store, reporter: Reporter
     configure_threads()
     timer = Timer()
     recorded = {**provenance.collect(registry),
+                "model": provenance.model_provenance(registry, cfg.model, cfg.backend),
                 "execution": run_execution(registry, cfg).to_dict()}
     run_id = store.begin_run(cfg.to_dict(), recorded, matrix_key=matrix_key)
     try:

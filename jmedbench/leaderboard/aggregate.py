@@ -52,7 +52,12 @@ def entries_from_runs(completed: list[dict[str, Any]], registry: Registry | None
                                    if len(executions) == 1 else None),
             "execution": ", ".join(sorted(executions)),
             "budget": details[-1].get("budget"),
-            "versions": prov.get("versions"), "git_commit": prov.get("git_commit"),
+            # the model's own libraries (smp, MONAI, ...) beside the core's versions
+            "versions": {**(prov.get("versions") or {}),
+                         **{k: v for k, v in ((prov.get("model") or {}).get("libraries")
+                                              or {}).items() if v}} or None,
+            "plugin": (prov.get("model") or {}).get("plugin"),
+            "git_commit": prov.get("git_commit"),
             "hardware": {"cpu": prov.get("cpu"), "cpu_count": prov.get("cpu_count"),
                          "torch_threads": prov.get("torch_threads"),
                          "platform": prov.get("platform")},
@@ -63,6 +68,8 @@ def entries_from_runs(completed: list[dict[str, Any]], registry: Registry | None
             try:
                 spec = registry.model(model, backend)
                 entry["family"], entry["citation"] = spec.family, spec.citation
+                # runs stored before they recorded their model's plugin
+                entry["plugin"] = entry["plugin"] or registry.owner("models", model, backend)
             except Exception:  # a model whose plugin is not installed here any more
                 entry["family"], entry["citation"] = None, None
         entries.append(entry)

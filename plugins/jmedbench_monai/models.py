@@ -342,7 +342,8 @@ def make_spec(net: Network) -> ModelSpec:
         citation=f"{net.citation}; implementation: {MONAI}", tags=("monai",) + net.tags,
         input_multiple=net.input_multiple, min_size=net.min_size, has_encoder=True,
         defaults={"width": net.width} if net.width is not None else {},
-        search_space={"width": ("categorical", [8, 16, 32])} if net.width is not None else {})
+        search_space={"width": ("categorical", [8, 16, 32])} if net.width is not None else {},
+        libraries=("monai",))
 
 
 MODELS = [make_spec(net) for net in NETWORKS]

@@ -342,7 +342,8 @@ def make_spec(entry: Curated) -> ModelSpec:
         citation=f"{decoder.citation}; {ENCODER_CITATIONS[entry.encoder_family]}; "
                  f"implementation: {SMP}",
         tags=("smp", decoder.slug, entry.encoder_family),
-        input_multiple=entry.input_multiple, min_size=entry.min_size, has_encoder=True)
+        input_multiple=entry.input_multiple, min_size=entry.min_size, has_encoder=True,
+        libraries=("segmentation-models-pytorch", "timm"))
 
 
 MODELS = [make_spec(entry) for entry in CURATED]
