@@ -432,6 +432,18 @@ def _newton(theta: np.ndarray, x: np.ndarray, c: np.ndarray, n: float, box: _Box
                     break
             t *= 0.5
         else:
+            trial = None  # no trial gained
+        if trial is not None and np.array_equal(trial, theta):
+            # the gaining "step" did not move theta. With a step capped at a radius above
+            # MAX_STEP, the next iteration tries the same direction capped at MAX_STEP;
+            # otherwise it would repeat this one exactly up to the iteration limit, and ends
+            # as that would (not converged: on a flat ridge, a boundary start may be better)
+            if longest > MAX_STEP and radius > MAX_STEP:
+                radius = MAX_STEP
+                continue
+            message = "stopped: the step no longer moves the point (more iterations would repeat it)"
+            break
+        if trial is None:
             # no gain possible in floating point: at the optimum when Newton said so
             converged = decrement is not None and decrement < 1e3 * tolerance
             message = ("converged (no further gain in floating point)" if converged else
