@@ -89,7 +89,8 @@ SMP = ("Iakubovskii. Segmentation Models Pytorch, 2019 "
 MODELS = [
     ModelSpec(
         "unet-resnet34", unet_on("resnet34"), family="unet",
-        description="UNet decoder on a timm ResNet-34 encoder (random init, 1-channel stem)",
+        description="UNet decoder on a timm ResNet-34 encoder (random init, 1-channel stem); "
+                    "the same network as smp-unet-resnet34, the name the leaderboard scores",
         citation="Ronneberger et al. U-Net, MICCAI 2015; He, Zhang, Ren, Sun. Deep Residual "
                  "Learning for Image Recognition. CVPR 2016; decoder as in " + SMP,
         tags=("unet", "timm", "resnet"), input_multiple=32, min_size=32, has_encoder=True,
@@ -97,7 +98,8 @@ MODELS = [
     ModelSpec(
         "unet-efficientnet_b0", unet_on("efficientnet_b0"), family="unet",
         description="UNet decoder on a timm EfficientNet-B0 encoder (random init, 1-channel "
-                    "stem)",
+                    "stem); the same network as smp-unet-efficientnet_b0, the name the "
+                    "leaderboard scores",
         citation="Ronneberger et al. U-Net, MICCAI 2015; Tan, Le. EfficientNet: Rethinking "
                  "Model Scaling for Convolutional Neural Networks. ICML 2019; decoder as in "
                  + SMP,
