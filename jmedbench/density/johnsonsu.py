@@ -441,7 +441,8 @@ def _newton(theta: np.ndarray, x: np.ndarray, c: np.ndarray, n: float, box: _Box
             if longest > MAX_STEP and radius > MAX_STEP:
                 radius = MAX_STEP
                 continue
-            message = "stopped: the step no longer moves the point (more iterations would repeat it)"
+            message = ("stopped: the step no longer moves the point (more iterations would "
+                       "repeat it)")
             break
         if trial is None:
             # no gain possible in floating point: at the optimum when Newton said so
