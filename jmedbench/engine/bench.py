@@ -16,7 +16,6 @@ worker leaves incomplete rows, never orphans.
 from __future__ import annotations
 
 import ctypes
-import fnmatch
 import hashlib
 import json
 import os
@@ -83,13 +82,11 @@ def _split(values: str | list[str]) -> list[str]:
     return [v.strip() for v in items if v.strip()]
 
 
-def expand_matrix(registry: Registry, models: str, strategies: str, datasets: str,
-                  seeds: str, profile: str, backend: str = "torch",
-                  config_file: str | None = None, robustness: str | None = None,
-                  execution: tuple[str, ...] = ()) -> Matrix:
-    """All entries, with every unknown name in the request reported at once, before any run."""
+def _select_models(registry: Registry, models: str, backend: str) -> tuple[list[str], list[str]]:
+    """The names ``--models`` selects (names and wildcards, minus ``!`` exclusions, in order)
+    and every problem with it."""
     problems: list[str] = []
-    model_names: list[str] = []
+    names: list[str] = []
     patterns = _split(models)
     exclusions = [p[1:].strip() for p in patterns if p.startswith("!")]
     for pattern in (p for p in patterns if not p.startswith("!")):
@@ -98,29 +95,39 @@ def expand_matrix(registry: Registry, models: str, strategies: str, datasets: st
                     if backend in registry.backends(n)]
             if not hits:
                 problems.append(f"model pattern '{pattern}' matches no model")
-            model_names += hits
+            names += hits
         else:
             try:
                 registry.model(pattern, backend)
-                model_names.append(pattern)
+                names.append(pattern)
             except UserError as exc:
                 problems.append(str(exc))
-    if exclusions and not model_names and not problems:
+    if exclusions and not names and not problems:
         problems.append(f"--models '{models}': only exclusions ('!...'); name what to run first, "
                         f"e.g. '*,!smp-*'")
     for pattern in exclusions:
         if not pattern:
             problems.append(f"--models '{models}': '!' must be followed by a name or wildcard")
-        elif any(ch in pattern for ch in "*?["):  # a filter: may match nothing installed
-            model_names = [n for n in model_names if not fnmatch.fnmatchcase(n, pattern)]
-        elif pattern not in registry.names("models"):  # a typo is never silently kept
+            continue
+        dropped = set(registry.names("models", pattern))
+        # a wildcard is a filter (it may match nothing installed); a name must exist, so that
+        # a typo is never silently kept
+        if not dropped and not any(ch in pattern for ch in "*?["):
             hint = suggest(pattern, registry.names("models"))
             problems.append(f"--models: excluded model '{pattern}' is not registered"
                             + (f" (did you mean {' or '.join(hint)}?)" if hint else ""))
-        else:
-            model_names = [n for n in model_names if n != pattern]
-    if not problems and not model_names:
+        names = [n for n in names if n not in dropped]
+    if not problems and not names:
         problems.append(f"--models '{models}': the exclusions leave no model")
+    return names, problems
+
+
+def expand_matrix(registry: Registry, models: str, strategies: str, datasets: str,
+                  seeds: str, profile: str, backend: str = "torch",
+                  config_file: str | None = None, robustness: str | None = None,
+                  execution: tuple[str, ...] = ()) -> Matrix:
+    """All entries, with every unknown name in the request reported at once, before any run."""
+    model_names, problems = _select_models(registry, models, backend)
     strategy_names = _split(strategies)
     for name in strategy_names:
         try:

@@ -39,6 +39,7 @@ def entries_from_runs(completed: list[dict[str, Any]], registry: Registry | None
         details = [r["details"] or {} for r in records]
         params = details[-1].get("params")
         prov = records[-1]["provenance"] or {}
+        model_prov = prov.get("model") or {}  # stored by runs since 2026-12-01
         executions = {execution_label(r["provenance"] or {}) for r in records}
         entry = {
             "model": model, "strategy": strategy, "dataset": dataset, "profile": profile,
@@ -54,9 +55,9 @@ def entries_from_runs(completed: list[dict[str, Any]], registry: Registry | None
             "budget": details[-1].get("budget"),
             # the model's own libraries (smp, MONAI, ...) beside the core's versions
             "versions": {**(prov.get("versions") or {}),
-                         **{k: v for k, v in ((prov.get("model") or {}).get("libraries")
-                                              or {}).items() if v}} or None,
-            "plugin": (prov.get("model") or {}).get("plugin"),
+                         **{k: v for k, v in model_prov.get("libraries", {}).items() if v}
+                         } or None,
+            "plugin": model_prov.get("plugin"),
             "git_commit": prov.get("git_commit"),
             "hardware": {"cpu": prov.get("cpu"), "cpu_count": prov.get("cpu_count"),
                          "torch_threads": prov.get("torch_threads"),
