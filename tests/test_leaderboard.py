@@ -260,3 +260,34 @@ def test_speeds_from_different_devices_are_never_compared_silently(tmp_path):
     table = render_markdown(collect_entries(same, get_registry()),
                             table_columns(get_registry(), "leaderboard"), "x")
     assert "Trained on" not in table
+
+
+def test_a_table_of_several_plugins_names_each_entrys_plugin(tmp_path):
+    """The zoo beside a library: every row says whose implementation it scored; a table of one
+    plugin's models has no such column. The CSV always has it."""
+    from jmedbench.columns import table_columns
+    from jmedbench.leaderboard.render import render_csv, render_markdown
+    from jmedbench.registry import get_registry
+
+    registry = get_registry()
+    columns = table_columns(registry, "leaderboard")
+    store = Store(tmp_path / "s.sqlite")
+    add_run(store, "unet", "baseline", 0, 0.9)
+    add_run(store, "segnet", "baseline", 0, 0.8)
+    one = collect_entries(store, registry)
+    assert "Plugin" not in render_markdown(one, columns, "x")
+    run_id = store.begin_run({"model": "mylib-unet", "strategy": "baseline",
+                              "dataset": "phantom", "profile": "quick", "seed": 0,
+                              "backend": "torch"},
+                             {"model": {"name": "mylib-unet", "plugin": "mylib",
+                                        "libraries": {"mylib": "1.0"}}})
+    store.finish_run(run_id, metrics={"dice": 0.85}, timings={}, details={}, image_rows=[])
+    both = collect_entries(store, registry)
+    table = render_markdown(both, columns, "x").splitlines()
+    header = next(line for line in table if line.startswith("| Rank"))
+    plugin_col = header.split(" | ").index("Plugin")
+    rows = {line.split(" | ")[1]: line.split(" | ")[plugin_col] for line in table
+            if line.startswith("| ") and line[2].isdigit()}
+    assert rows == {"unet": "zoo", "mylib-unet": "mylib", "segnet": "zoo"}
+    csv_rows = list(csv.DictReader(render_csv(both, columns).splitlines()))
+    assert {r["model"]: r["plugin"] for r in csv_rows} == rows

@@ -49,9 +49,14 @@ def table_rows(entries: list[dict[str, Any]], columns: list[Column],
     # Speeds measured on different devices or formats are never compared silently: the
     # column then names each entry's execution.
     mixed = len({e.get("execution") for e in entries}) > 1
-    keys = (ENTRY_KEYS + [c.key for c in columns] + [k for k, _, _ in COST_COLUMNS]
-            + (["execution"] if mixed else []) + [f.key for f in shown])
-    header = (ENTRY_HEADER + [c.title for c in columns] + [t for _, t, _ in COST_COLUMNS]
+    # Where the table holds more than one plugin's models (the zoo beside smp and MONAI), each
+    # entry says whose implementation it scored.
+    plugins = len({e.get("plugin") for e in entries}) > 1
+    keys = (ENTRY_KEYS + (["plugin"] if plugins else []) + [c.key for c in columns]
+            + [k for k, _, _ in COST_COLUMNS] + (["execution"] if mixed else [])
+            + [f.key for f in shown])
+    header = (ENTRY_HEADER + (["Plugin"] if plugins else []) + [c.title for c in columns]
+              + [t for _, t, _ in COST_COLUMNS]
               + (["Trained on (speeds differ by device)"] if mixed else [])
               + [f.title for f in shown])
     first, others = columns[0], columns[1:]
@@ -64,8 +69,10 @@ def table_rows(entries: list[dict[str, Any]], columns: list[Column],
             headline_text += f" ± {half:.{first.digits}f}"
         row = [(rank, str(rank)), (e["model"], e["model"]), (e["strategy"], e["strategy"]),
                (e["dataset"], e["dataset"]), (e["profile"], e["profile"]),
-               (len(e["seeds"]), str(len(e["seeds"]))),
-               (headline.get("mean"), headline_text)]
+               (len(e["seeds"]), str(len(e["seeds"])))]
+        if plugins:
+            row.append((e.get("plugin"), e.get("plugin") or ""))
+        row.append((headline.get("mean"), headline_text))
         row += [(entry_value(e, c.key), _fmt(entry_value(e, c.key), c.digits)) for c in others]
         row += [(entry_value(e, key), _fmt(entry_value(e, key), digits))
                 for key, _, digits in COST_COLUMNS]
@@ -105,14 +112,15 @@ def render_csv(entries: list[dict[str, Any]], columns: list[Column],
     headline = columns[0].key
     flat_keys = list(flat_values({}, list(scores))) if scores else []
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["model", "strategy", "dataset", "profile", "backend", "seeds", *keys,
+    writer.writerow(["model", "strategy", "dataset", "profile", "backend", "plugin", "seeds",
+                     *keys,
                      f"{headline}_ci95_low", f"{headline}_ci95_high",
                      *(k for k, _, _ in COST_COLUMNS), *flat_keys])
     for e in entries:
         ci = e["metrics"].get(headline, {}).get("ci95") or [None, None]
         flat = flat_values(e, list(scores)) if scores else {}
         writer.writerow([e["model"], e["strategy"], e["dataset"], e["profile"], e["backend"],
-                         " ".join(map(str, e["seeds"])),
+                         e.get("plugin") or "", " ".join(map(str, e["seeds"])),
                          *(entry_value(e, k) for k in keys), *ci,
                          *(entry_value(e, k) for k, _, _ in COST_COLUMNS),
                          *(flat[k] for k in flat_keys)])
