@@ -62,6 +62,22 @@ class ModelSpec:
     # run of the model records their installed versions (provenance["model"])
     libraries: tuple[str, ...] = ()
 
+    def side_problem(self, side: int) -> str | None:
+        """Why a slice side of ``side`` pixels is not one the model takes, or None."""
+        if side < self.min_size:
+            return f"is below its minimum {self.min_size}"
+        if side % max(1, self.input_multiple):
+            return f"is not a multiple of {self.input_multiple}"
+        return None
+
+    def fitting_side(self, side: int) -> int:
+        """The smallest side >= ``side`` the model takes."""
+        m = max(1, self.input_multiple)
+        return -(-max(side, self.min_size) // m) * m
+
+    def sizes_text(self) -> str:
+        return f"multiples of {self.input_multiple} and at least {self.min_size}"
+
 
 @dataclass(frozen=True)
 class DatasetSpec:

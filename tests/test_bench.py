@@ -51,6 +51,33 @@ def test_exclusions_drop_models_and_a_mistyped_exclusion_is_refused():
         assert fragment in str(info.value), (models, str(info.value))
 
 
+def test_a_model_that_cannot_take_the_profiles_slices_is_refused_or_skipped_aloud():
+    """Named exactly, such a model is refused before anything runs; matched by a wildcard it is
+    left out with a note (shown before the bench starts), never dropped silently and never
+    left to fail after the others have trained."""
+    pytest.importorskip("segmentation_models_pytorch")
+    from jmedbench.engine.bench import expand_matrix
+    from jmedbench.errors import UserError
+    from jmedbench.registry import get_registry
+
+    registry = get_registry()
+    with pytest.raises(UserError) as info:
+        expand_matrix(registry, "unet,smp-pan-mobilenet_v2", "baseline", "phantom", "0",
+                      "quick")
+    assert str(info.value) == ("model 'smp-pan-mobilenet_v2' cannot take the profile's 64 px "
+                               "slices (it takes multiples of 32 and at least 128): leave it "
+                               "out, or set [data] image_size = 128 in --config")
+    matrix = expand_matrix(registry, "smp-p*", "baseline", "phantom", "0", "quick")
+    assert [e.model for e in matrix.entries] == ["smp-pspnet-resnet34"]
+    assert matrix.notes == ["skipped model 'smp-pan-mobilenet_v2' cannot take the profile's "
+                            "64 px slices (it takes multiples of 32 and at least 128)"]
+    # at the default profile's 128 px it runs
+    assert [e.model for e in expand_matrix(registry, "smp-pan*", "baseline", "phantom", "0",
+                                           "default").entries] == ["smp-pan-mobilenet_v2"]
+    with pytest.raises(UserError, match="no matched model takes the profile's slice size"):
+        expand_matrix(registry, "smp-pan*", "baseline", "phantom", "0", "quick")
+
+
 def test_failure_is_recorded_and_the_rest_go_on(tmp_path, tiny_config):
     store = tmp_path / "s.sqlite"
     # 'example' has no train split (or, in a checkout without ../shared beside it, no data):

@@ -159,3 +159,17 @@ def test_eval_dataset_scores_the_real_example_ct(registry, tmp_path):
     metrics = result.metrics
     assert 0.0 <= metrics["example_dice_cancellous"] <= 1.0
     assert metrics["example_bmd_subjects"] + metrics["example_bmd_failed"] == 1
+
+
+def test_a_model_that_cannot_take_the_slice_size_is_refused_before_anything_runs(cli, tmp_path):
+    """PAN on MobileNetV2 needs sides >= 128; the quick profile's 64 px slices would reach its
+    pyramid pooling with nothing left to pool (a torch traceback mid-training before)."""
+    pytest.importorskip("segmentation_models_pytorch")
+    store = tmp_path / "s.sqlite"
+    out = cli("run", "--model", "smp-pan-mobilenet_v2", "--profile", "quick", "--store",
+              str(store))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert ("[data] image_size 64: model 'smp-pan-mobilenet_v2' takes slice sides that are "
+            "multiples of 32 and at least 128; 64 is below its minimum 128 (set [data] "
+            "image_size = 128") in " ".join(out.stderr.split())
+    assert not store.exists() or Store(store).runs() == []

@@ -3,6 +3,9 @@ passes the reference UNet (with the learning check marked slow)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn as nn
@@ -214,8 +217,8 @@ def test_default_sizes_are_allowed_and_non_square():
 
 
 def test_sizes_the_spec_does_not_allow_are_refused(test_registry):
-    with pytest.raises(ValueError, match="size 24x24: 24 is not a multiple of the model's "
-                                         "input_multiple 16"):
+    with pytest.raises(ValueError, match="size 24x24: 24 is not a multiple of 16 "
+                                         r"\(the spec's min_size and input_multiple\)"):
         check_model("good", registry=test_registry, sizes=[24])
     report = check_model("good", registry=test_registry, sizes=[(32, 64)],
                          checks=["output"])
@@ -269,3 +272,21 @@ def test_the_pytest_form_raises_for_a_broken_model(test_registry):
     suite = TestPatternConformance()
     with pytest.raises(AssertionError, match="failed conformance check 'backward'"):
         suite.test_conformance("dead-parameter")
+
+
+def test_learning_is_slow_decides_whether_the_default_run_trains(tmp_path):
+    """``learning_is_slow = False`` puts the learning test into the default run (the library
+    plugins' CI does so); by default ``-m 'not slow'`` leaves it out."""
+    (tmp_path / "test_kit_marks.py").write_text(
+        "from jmedbench.testing import ModelConformance\n"
+        "class TestSlow(ModelConformance):\n"
+        "    model_names = ['unet']\n"
+        "class TestInCi(ModelConformance):\n"
+        "    model_names = ['unet']\n"
+        "    learning_is_slow = False\n")
+    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p",
+                          "no:cacheprovider", "-m", "not slow", str(tmp_path)],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    collected = {line.split("::", 1)[1] for line in out.stdout.splitlines() if "::" in line}
+    assert collected == {"TestSlow::test_conformance[unet]", "TestInCi::test_conformance[unet]",
+                         "TestInCi::test_learns_on_phantom[unet]"}, out.stdout + out.stderr

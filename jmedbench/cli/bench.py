@@ -88,6 +88,8 @@ def cmd_bench(args) -> int:
                            args.profile, args.backend, args.config, args.robustness,
                            execution_arguments(args))
     matrix.save_weights = not args.no_save_weights
+    for note in matrix.notes:
+        err_console.print(f"[yellow]{note}[/yellow]", highlight=False)
     if args.workers < 1:
         raise UserError("--workers must be at least 1")
     if not args.lease > 0:

@@ -60,6 +60,8 @@ class Matrix:
     # part of the key when given, so a matrix in bf16 is not resumed from one in fp32
     execution: tuple[str, ...] = ()
     save_weights: bool = True  # every run keeps its trained model (not part of the key)
+    # what the request matched but the matrix leaves out, and why (shown before it runs)
+    notes: list[str] = field(default_factory=list)
 
     def key(self, entry: Entry) -> str:
         parts = [entry.model, entry.strategy, entry.dataset, str(entry.seed), self.profile,
@@ -122,6 +124,31 @@ def _select_models(registry: Registry, models: str, backend: str) -> tuple[list[
     return names, problems
 
 
+def _too_small(registry: Registry, models: str, names: list[str], backend: str, profile: str,
+               config_file: str | None) -> tuple[list[str], dict[str, str]]:
+    """Models that cannot take the profile's slice size: a name asked for exactly is a problem
+    (refused before anything runs); one a wildcard matched is skipped with a note that says so,
+    as ``profile`` does. Returns (problems, {skipped name: note})."""
+    from jmedbench.config import build_config
+    size = build_config(profile, config_file).data.image_size
+    exact = {p.strip() for p in _split(models) if not any(ch in p for ch in "*?[!")}
+    problems: list[str] = []
+    skipped: dict[str, str] = {}
+    for name in dict.fromkeys(names):
+        spec = registry.model(name, backend)
+        problem = spec.side_problem(size)
+        if problem is None:
+            continue
+        why = (f"model '{name}' cannot take the profile's {size} px slices (it takes "
+               f"{spec.sizes_text()})")
+        if name in exact:
+            problems.append(f"{why}: leave it out, or set [data] image_size = "
+                            f"{spec.fitting_side(size)} in --config")
+        else:
+            skipped[name] = f"skipped {why}"
+    return problems, skipped
+
+
 def expand_matrix(registry: Registry, models: str, strategies: str, datasets: str,
                   seeds: str, profile: str, backend: str = "torch",
                   config_file: str | None = None, robustness: str | None = None,
@@ -149,6 +176,16 @@ def expand_matrix(registry: Registry, models: str, strategies: str, datasets: st
     if profile not in available_profiles():
         hint = suggest(profile, available_profiles())
         problems.append(f"unknown profile '{profile}'" + (f": did you mean {hint[0]}?" if hint else ""))
+    notes: list[str] = []
+    if not problems:
+        too_small, skipped = _too_small(registry, models, model_names, backend, profile,
+                                        config_file)
+        problems += too_small
+        notes = list(skipped.values())
+        model_names = [n for n in model_names if n not in skipped]
+        if not model_names and not problems:
+            problems.append(f"--models '{models}': no matched model takes the profile's slice "
+                            f"size ({'; '.join(notes)})")
     if problems:
         raise UserError("; ".join(problems))
     config_hash = ""
@@ -162,7 +199,7 @@ def expand_matrix(registry: Registry, models: str, strategies: str, datasets: st
     entries = [Entry(m, s, d, seed) for m in unique_models for s in strategy_names
                for d in dataset_names for seed in seed_values]
     return Matrix(entries, profile, backend, config_file, robustness, config_hash,
-                  tuple(execution))
+                  tuple(execution), notes=notes)
 
 
 def _die_with_parent() -> None:  # runs in the child before exec

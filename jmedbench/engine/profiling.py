@@ -62,20 +62,15 @@ PROFILE_KEYS = ("model", "family", "backend", "size", "batch", "params", "params
 
 def size_error(spec: ModelSpec, size: int) -> str | None:
     """Why ``size`` x ``size`` is not an input the model takes, or None."""
-    if size < spec.min_size:
-        return f"is below its minimum {spec.min_size}"
-    if size % max(1, spec.input_multiple):
-        return f"is not a multiple of {spec.input_multiple}"
-    return None
+    return spec.side_problem(size)
 
 
 def check_size(spec: ModelSpec, size: int) -> None:
-    problem = size_error(spec, size)
+    problem = spec.side_problem(size)
     if problem:
-        ok = max(spec.min_size, -(-size // spec.input_multiple) * spec.input_multiple)
-        raise UserError(f"--size {size}: model '{spec.name}' takes sides that are multiples of "
-                        f"{spec.input_multiple} and at least {spec.min_size}; {size} {problem} "
-                        f"(try --size {ok})")
+        raise UserError(f"--size {size}: model '{spec.name}' takes sides that are "
+                        f"{spec.sizes_text()}; {size} {problem} "
+                        f"(try --size {spec.fitting_side(size)})")
 
 
 def select_models(registry: Registry, pattern: str, backend: str = "torch") -> list[ModelSpec]:

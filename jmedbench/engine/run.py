@@ -63,7 +63,13 @@ def validate(registry: Registry, cfg: RunConfig) -> None:
                             f"the profile or of the --config file")
     get_backend(registry, cfg.backend)  # first: "not installed" says more than "no model"
     run_execution(registry, cfg)  # a device this machine lacks, before anything is stored
-    registry.model(cfg.model, cfg.backend)
+    spec = registry.model(cfg.model, cfg.backend)
+    problem = spec.side_problem(cfg.data.image_size)
+    if problem:  # before the first batch meets a pooling layer with nothing left to pool
+        raise UserError(f"[data] image_size {cfg.data.image_size}: model '{cfg.model}' takes "
+                        f"slice sides that are {spec.sizes_text()}; {cfg.data.image_size} "
+                        f"{problem} (set [data] image_size = {spec.fitting_side(cfg.data.image_size)}"
+                        f" in a --config file, or choose another profile)")
     check_strategy_options(registry, cfg.strategy, cfg.strategy_options)
     registry.dataset(cfg.dataset.partition(":")[0])
     if cfg.weights:

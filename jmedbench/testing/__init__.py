@@ -14,7 +14,7 @@ or, in a pytest file, subclasses :class:`ModelConformance` (smp style)::
         model_names = ["my_unet", "my_fcn"]
 
 which gives, per model, ``test_conformance`` (the fast checks, about a second at width 8) and
-``test_learns_on_phantom`` (marked ``slow``).
+``test_learns_on_phantom`` (marked ``slow`` unless the class sets ``learning_is_slow = False``).
 
 The checks, in order (names as in :data:`FAST_CHECKS` and :data:`LEARNING_CHECK`):
 
@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import torch
 
@@ -177,12 +177,9 @@ def check_model(name: str, *, sizes: Iterable[int | Sequence[int]] | None = None
 
 
 # -- pytest form ------------------------------------------------------------------------------
-def _slow(func: Callable) -> Callable:
-    try:
-        import pytest
-    except ImportError:  # pytest is a dev dependency; without it the class is just a class
-        return func
-    return pytest.mark.slow(func)
+def pytest_param(name: str, marks: tuple) -> Any:
+    import pytest
+    return pytest.param(name, marks=marks, id=name)
 
 
 class ModelConformance:
@@ -194,7 +191,8 @@ class ModelConformance:
 
     Override :meth:`make_registry` to check plugins that are not installed (register them into
     a fresh :class:`jmedbench.registry.Registry`), and ``learning_steps`` / ``sizes`` / ``width``
-    to tune the checks.
+    to tune the checks. ``learning_is_slow`` (default True) marks the learning test ``slow``
+    (``pytest -m slow`` runs it); set it False to run it with the default tests.
     """
 
     model_names: Sequence[str] | str = ()
@@ -202,6 +200,7 @@ class ModelConformance:
     sizes: Sequence[int | Sequence[int]] | None = None
     width: int | None = CHECK_WIDTH
     learning_steps: int = LEARNING_STEPS
+    learning_is_slow: bool = True
 
     def make_registry(self) -> Registry:
         return get_registry()
@@ -212,7 +211,12 @@ class ModelConformance:
             names = self.model_names
             if isinstance(names, str):
                 names = self.make_registry().names("models", names)
-            metafunc.parametrize("model_name", list(names))
+            marks = ()
+            if metafunc.function.__name__ == "test_learns_on_phantom" and self.learning_is_slow:
+                import pytest  # only reached inside a pytest run
+                marks = (pytest.mark.slow,)
+            metafunc.parametrize("model_name",
+                                 [pytest_param(name, marks) for name in names])
 
     def _check(self, model_name: str, **kwargs: Any) -> ConformanceReport:
         return check_model(model_name, sizes=self.sizes, backend=self.backend,
@@ -222,7 +226,6 @@ class ModelConformance:
         """spec, build, output sizes, backward, eval, seeded init, state dict, encode."""
         self._check(model_name)
 
-    @_slow
     def test_learns_on_phantom(self, model_name: str) -> None:
         """The loss falls and bone is predicted after a short training on the phantom."""
         self._check(model_name, learning=True, checks=["learning"], steps=self.learning_steps)

@@ -58,10 +58,9 @@ def default_sizes(spec: ModelSpec) -> list[tuple[int, int]]:
 def size_problem(spec: ModelSpec, h: int, w: int) -> str | None:
     """Why (h, w) is not an input size the spec promises to take, or None."""
     for side in (h, w):
-        if side < spec.min_size:
-            return f"{side} is below the model's min_size {spec.min_size}"
-        if side % max(1, spec.input_multiple):
-            return f"{side} is not a multiple of the model's input_multiple {spec.input_multiple}"
+        problem = spec.side_problem(side)
+        if problem:
+            return f"{side} {problem} (the spec's min_size and input_multiple)"
     return None
 
 
