@@ -291,3 +291,19 @@ def test_a_table_of_several_plugins_names_each_entrys_plugin(tmp_path):
     assert rows == {"unet": "zoo", "mylib-unet": "mylib", "segnet": "zoo"}
     csv_rows = list(csv.DictReader(render_csv(both, columns).splitlines()))
     assert {r["model"]: r["plugin"] for r in csv_rows} == rows
+
+
+def test_runs_split_into_stretches_where_nothing_ran_for_ten_minutes():
+    """The README times each matrix on its own (the zoo's, the libraries' days later): one
+    span over both would count the days between them."""
+    from jmedbench.leaderboard.readme import run_stretches
+
+    def run(i, start, end):
+        return {"run_id": str(i), "created": start, "finished": end}
+
+    runs = [run(0, 0, 100), run(1, 50, 700), run(2, 1200, 1300),   # 500 s idle: same stretch
+            run(3, 1300 + 601, 2000),                              # 601 s idle: a new one
+            run(4, 90_000, 90_100), run(5, 90_010, None)]          # unfinished: its start
+    assert [[r["run_id"] for r in s] for s in run_stretches(list(reversed(runs)))] == \
+        [["0", "1", "2"], ["3"], ["4", "5"]]
+    assert run_stretches([]) == []

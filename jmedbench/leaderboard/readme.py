@@ -77,6 +77,34 @@ def comparison_rows(entries: list[dict[str, Any]], reference: str,
     return rows
 
 
+IDLE_GAP_S = 600.0  # no run in progress for this long: the next run starts a new stretch
+
+
+def run_stretches(runs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The runs split where none was in progress for more than :data:`IDLE_GAP_S`, in order."""
+    out: list[list[dict[str, Any]]] = []
+    busy_until = -float("inf")
+    for r in sorted(runs, key=lambda r: r["created"]):
+        if r["created"] - busy_until > IDLE_GAP_S:
+            out.append([])
+        out[-1].append(r)
+        busy_until = max(busy_until, r["finished"] or r["created"])
+    return out
+
+
+def _timing(entries: list[dict[str, Any]], runs: list[dict[str, Any]], whose: str) -> str:
+    start = min(r["created"] for r in runs)
+    end = max(r["finished"] or r["created"] for r in runs)
+    cpu = sum(sum((r["timings"] or {}).values()) for r in runs)
+    day = dt.datetime.fromtimestamp(start, dt.timezone.utc).strftime("%Y-%m-%d")
+    hosts = _joined({f"{e['hardware']['cpu']}, {e['hardware']['cpu_count']} cores, trained on "
+                     f"{e.get('execution') or 'cpu fp32'}" for e in entries})
+    return (f"The {len(runs)} runs {f'of the {whose}models ' if whose else ''}took "
+            f"**{end - start:.0f} s "
+            f"({(end - start) / 60:.0f} min)** from the first start to the last finish on {day} "
+            f"({hosts}); their stages add up to {cpu:.0f} s.")
+
+
 def render_readme(entries: list[dict[str, Any]], runs: list[dict[str, Any]],
                   build_command: str, store: str, all_models: list[str] | None,
                   reference: str, compared: list[Column], robustness_key: str) -> str:
@@ -91,18 +119,25 @@ def render_readme(entries: list[dict[str, Any]], runs: list[dict[str, Any]],
     lines += ["", "## Reproduce", ""]
     if not entries:
         return "\n".join(lines + ["No completed runs in the store yet.", ""])
-    lines += ["From the repository root, after the README's install:", "", "```bash",
-              bench_command(entries, all_models, store, robustness_key),
-              build_command, "```", ""]
-    start = min(r["created"] for r in runs)
-    end = max(r["finished"] or r["created"] for r in runs)
-    cpu = sum(sum((r["timings"] or {}).values()) for r in runs)
-    day = dt.datetime.fromtimestamp(start, dt.timezone.utc).strftime("%Y-%m-%d")
-    hosts = _joined({f"{e['hardware']['cpu']}, {e['hardware']['cpu_count']} cores, trained on "
-                     f"{e.get('execution') or 'cpu fp32'}" for e in entries})
-    lines += [f"The {len(runs)} runs took **{end - start:.0f} s ({(end - start) / 60:.0f} min)** "
-              f"from the first start to the last finish on {day} ({hosts}); their stages add "
-              f"up to {cpu:.0f} s. `bench` resumes: run it again after an interruption.", ""]
+    # One bench line and one wall time per stretch of runs (the zoo's matrix, later the
+    # libraries'), so that a span never counts the days between two matrices.
+    stretches = run_stretches(runs)
+    several = len(stretches) > 1
+    lines += ["From the repository root, after the README's install"
+              + (" (with the extra of each plugin in the table's Plugin column)"
+                 if len({e.get("plugin") for e in entries}) > 1 else "") + ":", "", "```bash"]
+    groups = []
+    for stretch in stretches:
+        ids = {r["run_id"] for r in stretch}
+        group = [e for e in entries if ids & set(e["runs"])]
+        groups.append(group)
+        lines.append(bench_command(group, None if several else all_models, store,
+                                   robustness_key))
+    lines += [build_command, "```", ""]
+    for stretch, group in zip(stretches, groups):
+        plugins = _joined({e.get("plugin") or "?" for e in group})
+        lines.append(_timing(group, stretch, f"{plugins} " if several else ""))
+    lines += ["`bench` resumes: run it again after an interruption.", ""]
     rows = comparison_rows(entries, reference, compared)
     if rows:
         lines += [f"## Strategies against {reference}", "",
