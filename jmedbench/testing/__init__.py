@@ -37,7 +37,9 @@ The checks, in order (names as in :data:`FAST_CHECKS` and :data:`LEARNING_CHECK`
   3% below the mean of the first 10) and some test pixel is predicted as bone (class 1 or 2). The seed
   library this project replaces had models that silently predicted all background.
 
-The global torch random state of the caller is restored afterwards.
+The global torch random state of the caller is restored afterwards. The learning check
+trains on the threads a run would use (``JMEDBENCH_THREADS``, else every core this process may
+use), whatever the caller set, and gives the caller's thread count back.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
@@ -339,6 +340,15 @@ def learning_image_size(spec: ModelSpec) -> int:
     return -(-need // m) * m
 
 
+def run_threads() -> int:
+    """The intra-op threads ``jmedbench run`` trains with: ``JMEDBENCH_THREADS`` where set (as
+    ``bench --workers`` does), else one per core this process may use."""
+    wanted = os.environ.get("JMEDBENCH_THREADS", "")
+    if wanted.isdigit() and int(wanted) > 0:
+        return int(wanted)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def check_learning(ctx: CheckContext) -> str:
     cfg = build_config(LEARNING_PROFILE)
     cfg.model, cfg.backend, cfg.seed = ctx.spec.name, ctx.spec.backend, ctx.seed
@@ -349,12 +359,16 @@ def check_learning(ctx: CheckContext) -> str:
         dataset = build_dataset(ctx.registry, cfg)
     except LookupError as exc:
         raise CheckFailed(f"learning: needs the '{cfg.dataset}' dataset plugin ({exc})") from exc
+    threads = torch.get_num_threads()
+    torch.set_num_threads(run_threads())  # on the cores a run trains on (a test may hold one)
     try:  # the engine's own training; no strategy, since the model alone is checked
         trained = train_model(ctx.registry, cfg, dataset=dataset, strategy=Strategy(),
                               log_every=1)
     except Exception as exc:
         raise CheckFailed(f"learning: training raised {type(exc).__name__}: "
                           f"{first_line(exc)}") from exc
+    finally:
+        torch.set_num_threads(threads)
     losses = trained.result.losses
     if not all(math.isfinite(v) for v in losses):
         raise CheckFailed(f"learning: the loss became non-finite within {ctx.steps} steps")
