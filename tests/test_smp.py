@@ -207,14 +207,18 @@ def test_listed_with_parameter_counts(cli):
 
 
 def test_the_bench_matrix_takes_the_library_patterns(registry):
-    """`jmedbench bench --models 'smp-*,monai-*'` expands to every library model (expanded
-    only: no run starts)."""
+    """`jmedbench bench --models 'smp-*,monai-*'` expands to every library model that takes the
+    profile's slices, and says which it skips (expanded only: no run starts)."""
     from jmedbench.engine.bench import expand_matrix
 
     matrix = expand_matrix(registry, "smp-*,monai-*", "baseline", "phantom", "0", "quick")
     models = [entry.model for entry in matrix.entries]
-    assert models[:len(SMP_MODELS)] == sorted(SMP_MODELS)
-    assert set(models) == set(SMP_MODELS) | set(registry.names("models", "monai-*"))
+    fits = [n for n in SMP_MODELS if n != "smp-pan-mobilenet_v2"]  # PAN: sides >= 128 only
+    assert models[:len(fits)] == sorted(fits)
+    assert set(models) == set(fits) | set(registry.names("models", "monai-*"))
+    assert [note.split("'")[1] for note in matrix.notes] == ["smp-pan-mobilenet_v2"]
+    at_128 = expand_matrix(registry, "smp-*,monai-*", "baseline", "phantom", "0", "default")
+    assert {e.model for e in at_128.entries} >= set(SMP_MODELS) and not at_128.notes
 
 
 def test_profile_refuses_a_size_the_spec_does_not_allow(cli):
