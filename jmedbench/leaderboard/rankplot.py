@@ -29,6 +29,13 @@ def _labels(comparison: dict[str, Any], order: list[str], entries: dict[str, dic
     return [entry_label(entries[i]) if i in entries else i for i in order]
 
 
+def _leave_room_for_title(fig, lines: int) -> None:
+    """Lay the panels out below the figure's title (tight_layout alone let a tall figure's
+    title run into its first panel's)."""
+    top_inches = 0.3 + 0.25 * lines
+    fig.tight_layout(rect=(0, 0, 1, 1 - top_inches / fig.get_figheight()))
+
+
 def plot_blob(comparison: dict[str, Any], entries: dict[str, dict], path: str | Path) -> Path:
     import matplotlib
     matplotlib.use("Agg")
@@ -66,7 +73,7 @@ def plot_blob(comparison: dict[str, Any], entries: dict[str, dict], path: str | 
                  f"{comparison['profile']}): dot area = share of "
                  f"{scores[0]['resamples']} resamples, line = 95 % rank interval, "
                  "x = full ranking")
-    fig.tight_layout()
+    _leave_room_for_title(fig, lines=1)
     path = Path(path)
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -104,7 +111,7 @@ def plot_significance(comparison: dict[str, Any], entries: dict[str, dict], path
     fig.suptitle(f"Significance maps ({comparison['dataset']}, {comparison['profile']})\nred: "
                  "the row's entry is better than the column's, one-sided paired Wilcoxon "
                  "signed-rank, Holm-adjusted p < 0.05")
-    fig.tight_layout()
+    _leave_room_for_title(fig, lines=2)
     path = Path(path)
     fig.savefig(path, dpi=100)
     plt.close(fig)
