@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from jmedbench import provenance
-from jmedbench.engine.profiling import profile_model, size_error
+from jmedbench.engine.profiling import profile_model
 from jmedbench.registry import get_registry
 
 REPO = Path(__file__).resolve().parent.parent
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     rows, failures = [], []
     for i, spec in enumerate(specs, 1):
-        problem = size_error(spec, args.size)
+        problem = spec.side_problem(args.size)
         if problem:
             failures.append((spec.name, f"--size {args.size} {problem}"))
             continue

@@ -9,7 +9,6 @@ import torch
 
 from jmedbench.config import build_config
 from jmedbench.engine.build import build_model
-from jmedbench.engine.profiling import size_error
 from jmedbench.engine.train import backward_and_step, dice_ce_loss
 from jmedbench.labels import IN_CHANNELS, NUM_CLASSES
 from jmedbench.registry import get_registry
@@ -19,7 +18,7 @@ SIZE, BATCH = 128, 4
 
 def _model_names():
     specs = [s for s in get_registry().specs("models") if s.backend == "torch"
-             and size_error(s, SIZE) is None]
+             and s.side_problem(SIZE) is None]
     return sorted(s.name for s in specs)
 
 

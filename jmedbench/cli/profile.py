@@ -12,7 +12,7 @@ from jmedbench.engine.backends import get_backend
 from jmedbench.engine.devices import resolve_execution
 from jmedbench.errors import UserError
 from jmedbench.engine.profiling import (DEFAULT_BATCH, DEFAULT_SIZE, profile_model, select_models,
-                                 size_error, store_profile)
+                                 store_profile)
 from jmedbench.registry import get_registry
 from jmedbench.weights import add_weights_option
 
@@ -62,11 +62,11 @@ def cmd_profile(args) -> int:
         raise UserError(f"--weights: give one model, not a pattern ('{args.model}' matches "
                         f"{len(specs)} models)")
     if len(specs) > 1:  # a pattern: skip models that cannot take the size, say so
-        fitting = [s for s in specs if size_error(s, args.size) is None]
+        fitting = [s for s in specs if s.side_problem(args.size) is None]
         for spec in specs:
             if spec not in fitting:
                 err_console.print(f"[yellow]skipped:[/yellow] {spec.name}: --size {args.size} "
-                                  f"{size_error(spec, args.size)}", highlight=False)
+                                  f"{spec.side_problem(args.size)}", highlight=False)
         if not fitting:
             raise UserError(f"--size {args.size}: none of the {len(specs)} models matching "
                             f"'{args.model}' takes this size")

@@ -36,12 +36,18 @@ def rng(seed: int, stream: int = 0) -> np.random.Generator:
     return np.random.default_rng([seed, stream])
 
 
+def requested_threads() -> int | None:
+    """``JMEDBENCH_THREADS`` (set by ``bench --workers`` so that parallel runs do not
+    oversubscribe the cores), or None where it is unset or not a positive integer."""
+    wanted = os.environ.get("JMEDBENCH_THREADS", "")
+    return int(wanted) if wanted.isdigit() and int(wanted) > 0 else None
+
+
 def configure_threads() -> int:
-    """Honour ``JMEDBENCH_THREADS`` (set by ``bench --workers`` so that parallel runs do not
-    oversubscribe the cores); return the intra-op thread count in use."""
+    """Honour :func:`requested_threads`; return the intra-op thread count in use."""
     import torch
 
-    wanted = os.environ.get("JMEDBENCH_THREADS")
-    if wanted and wanted.isdigit() and int(wanted) > 0:
-        torch.set_num_threads(int(wanted))
+    wanted = requested_threads()
+    if wanted:
+        torch.set_num_threads(wanted)
     return torch.get_num_threads()

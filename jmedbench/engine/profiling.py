@@ -60,11 +60,6 @@ PROFILE_KEYS = ("model", "family", "backend", "size", "batch", "params", "params
                 "channels_last", "accelerator")
 
 
-def size_error(spec: ModelSpec, size: int) -> str | None:
-    """Why ``size`` x ``size`` is not an input the model takes, or None."""
-    return spec.side_problem(size)
-
-
 def check_size(spec: ModelSpec, size: int) -> None:
     problem = spec.side_problem(size)
     if problem:

@@ -179,9 +179,10 @@ def check_model(name: str, *, sizes: Iterable[int | Sequence[int]] | None = None
 
 
 # -- pytest form ------------------------------------------------------------------------------
-def pytest_param(name: str, marks: tuple) -> Any:
-    import pytest
-    return pytest.param(name, marks=marks, id=name)
+def _model_params(names: Iterable[str], slow: bool) -> list[Any]:
+    import pytest  # only reached inside a pytest run (pytest is a dev dependency)
+    marks = (pytest.mark.slow,) if slow else ()
+    return [pytest.param(name, marks=marks, id=name) for name in names]
 
 
 class ModelConformance:
@@ -213,12 +214,9 @@ class ModelConformance:
             names = self.model_names
             if isinstance(names, str):
                 names = self.make_registry().names("models", names)
-            marks = ()
-            if metafunc.function.__name__ == "test_learns_on_phantom" and self.learning_is_slow:
-                import pytest  # only reached inside a pytest run
-                marks = (pytest.mark.slow,)
-            metafunc.parametrize("model_name",
-                                 [pytest_param(name, marks) for name in names])
+            slow = (metafunc.function.__name__ == "test_learns_on_phantom"
+                    and self.learning_is_slow)
+            metafunc.parametrize("model_name", _model_params(names, slow))
 
     def _check(self, model_name: str, **kwargs: Any) -> ConformanceReport:
         return check_model(model_name, sizes=self.sizes, backend=self.backend,

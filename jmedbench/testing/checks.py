@@ -15,6 +15,7 @@ import torch
 from jmedbench.config import build_config
 from jmedbench.data import stack_slices
 from jmedbench.engine.build import accepted_kwargs, build_dataset, instantiate_model
+from jmedbench.engine.determinism import requested_threads
 from jmedbench.engine.pipeline import predict_subjects, train_model
 from jmedbench.engine.train import dice_ce_loss
 from jmedbench.labels import IN_CHANNELS, NUM_CLASSES
@@ -341,12 +342,10 @@ def learning_image_size(spec: ModelSpec) -> int:
 
 
 def run_threads() -> int:
-    """The intra-op threads ``jmedbench run`` trains with: ``JMEDBENCH_THREADS`` where set (as
-    ``bench --workers`` does), else one per core this process may use."""
-    wanted = os.environ.get("JMEDBENCH_THREADS", "")
-    if wanted.isdigit() and int(wanted) > 0:
-        return int(wanted)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """The intra-op threads ``jmedbench run`` trains with: ``JMEDBENCH_THREADS`` where set,
+    else one per core this process may use."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return requested_threads() or cores or 1
 
 
 def check_learning(ctx: CheckContext) -> str:
