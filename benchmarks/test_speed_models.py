@@ -9,7 +9,7 @@ import torch
 
 from jmedbench.config import build_config
 from jmedbench.engine.build import build_model
-from jmedbench.engine.train import backward_and_step, dice_ce_loss
+from jmedbench.engine.train import adam, backward_and_step, dice_ce_loss
 from jmedbench.labels import IN_CHANNELS, NUM_CLASSES
 from jmedbench.registry import get_registry
 
@@ -31,7 +31,7 @@ def test_model_training_step(benchmark, registry, name):
     x = torch.randn(BATCH, IN_CHANNELS, SIZE, SIZE, generator=generator)
     y = torch.randint(0, NUM_CLASSES, (BATCH, SIZE, SIZE), generator=generator)
     weights = torch.ones(NUM_CLASSES)
-    optimiser = torch.optim.Adam(model.parameters(), lr=3e-4)
+    optimiser = adam(list(model.parameters()), lr=3e-4)
     model.train()
 
     def step():

@@ -10,6 +10,10 @@ Groups (each with its baseline in the same run):
   anyway).
 - ``engine-vs-bare``: 20 steps of the engine's ``train_supervised`` against a bare PyTorch
   loop with the same model, batches and loss (baseline).
+- ``optimiser-step``: one Adam step over the weights of the default UNet and of smp's
+  ResNet-34 U-Net (24 M parameters; skipped without the ``smp`` extra), with torch's default
+  per-tensor loop on the CPU (baseline) and with the fused kernel the engine uses
+  (:func:`jmedbench.engine.train.adam`).
 - ``data-path``: drawing and augmenting one batch with ``sas`` (what a step does outside
   forward/backward/optimiser) against the full step (baseline); the ratio is the fraction.
 """
@@ -24,7 +28,7 @@ import torch
 
 from jmedbench.engine.build import build_model, build_strategy
 from jmedbench.engine.devices import cpu_has_fast_bf16, resolve_execution
-from jmedbench.engine.train import (backward_and_step, class_weights, dice_ce_loss,
+from jmedbench.engine.train import (adam, backward_and_step, class_weights, dice_ce_loss,
                                     train_supervised)
 from jmedbench.labels import NUM_CLASSES
 
@@ -46,7 +50,7 @@ def _step_function(model, x, y, weights, execution, compiled=False):
     model = execution.place_model(copy.deepcopy(model))
     x, y = execution.place_batch(x), execution.to_device(y)
     step_model = torch.compile(model) if compiled else model
-    optimiser = torch.optim.Adam(model.parameters(), lr=3e-4)
+    optimiser = adam(list(model.parameters()), lr=3e-4)
     model.train()
 
     def step():
@@ -78,7 +82,7 @@ def test_train_step(benchmark, model_and_batch, precision, layout, compiled):
 
 def _bare_loop(model, inputs, labels, weights, steps, batch, seed):
     generator = torch.Generator().manual_seed(seed)
-    optimiser = torch.optim.Adam(model.parameters(), lr=3e-4)
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-4, fused=True)  # as the engine's
     model.train()
     for _ in range(steps):
         index = torch.randint(inputs.shape[0], (batch,), generator=generator)
@@ -133,3 +137,26 @@ def test_data_path_share_of_a_step(benchmark, registry, default_cfg, training_da
         draw()
         step()
     benchmark.pedantic(full, rounds=8, iterations=1, warmup_rounds=1)
+
+
+def _optimiser_model(registry, default_cfg, model_and_batch, name):
+    if name == "default UNet":
+        return copy.deepcopy(model_and_batch[0])
+    smp = pytest.importorskip("segmentation_models_pytorch")
+    torch.manual_seed(0)
+    return smp.Unet("resnet34", encoder_weights=None, in_channels=1, classes=NUM_CLASSES)
+
+
+@pytest.mark.benchmark(group="optimiser-step")
+@pytest.mark.parametrize("name", ["default UNet", "smp ResNet-34 U-Net"])
+@pytest.mark.parametrize("kernel", ["per-tensor (baseline)", "fused (engine)"])
+def test_adam_step(benchmark, registry, default_cfg, model_and_batch, name, kernel):
+    model = _optimiser_model(registry, default_cfg, model_and_batch, name)
+    params = list(model.parameters())
+    generator = torch.Generator().manual_seed(0)
+    for p in params:
+        p.grad = torch.randn(p.shape, generator=generator)
+    optimiser = (adam(params, lr=3e-4) if kernel.startswith("fused")
+                 else torch.optim.Adam(params, lr=3e-4, foreach=False, fused=False))
+    benchmark.extra_info["params"] = sum(p.numel() for p in params)
+    benchmark.pedantic(optimiser.step, rounds=20, iterations=1, warmup_rounds=2)

@@ -45,7 +45,7 @@ from jmedbench import provenance
 from jmedbench.engine.backends import get_backend
 from jmedbench.engine.build import instantiate_model
 from jmedbench.engine.devices import Execution, resolve_execution
-from jmedbench.engine.train import backward_and_step, dice_ce_loss
+from jmedbench.engine.train import adam, backward_and_step, dice_ce_loss
 from jmedbench.errors import UserError
 from jmedbench.labels import IN_CHANNELS, NUM_CLASSES
 from jmedbench.registry import Registry, suggest
@@ -199,7 +199,7 @@ def profile_model(registry: Registry, name: str, *, size: int = DEFAULT_SIZE,
         forward_ms = median_ms(forward, repeats, warmup, sync)
 
     model.train()
-    optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-4)
+    optimiser = adam([p for p in model.parameters() if p.requires_grad], lr=3e-4)
 
     scaler = execution.grad_scaler()
 

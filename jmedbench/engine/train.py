@@ -111,7 +111,7 @@ def train_supervised(model: torch.nn.Module, strategy: Strategy, inputs: torch.T
         model = execution.place_model(model)
         weights = execution.to_device(weights)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimiser = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimiser = adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scaler = execution.grad_scaler() if execution is not None else None
     step_model = torch.compile(model) if cfg.compile else model
     cuda = execution is not None and execution.device_type == "cuda"
@@ -137,6 +137,24 @@ def train_supervised(model: torch.nn.Module, strategy: Strategy, inputs: torch.T
     if cuda:
         result.peak_device_mib = round(torch.cuda.max_memory_allocated(execution.device) / 2**20, 1)
     return log.finish()
+
+
+FUSED_ADAM_DEVICES = ("cpu", "cuda")  # where torch >= 2.4 has the fused Adam kernel
+
+
+def adam(params: list[torch.nn.Parameter], lr: float,
+         weight_decay: float = 0.0) -> torch.optim.Adam:
+    """Adam, in torch's fused kernel where the parameters' device has one (CPU, CUDA).
+
+    The fused step is one kernel over every tensor; torch's default on the CPU is a loop of
+    per-tensor operations. The fused step was 4x faster for the default UNet and for smp's
+    24 M-parameter ResNet-34 U-Net (``benchmarks/test_speed_training.py``, group
+    ``optimiser-step``). It is the same algorithm, rounded differently in the last bits, so a
+    seed's run is not bit-identical to one trained before the engine used it
+    (docs/devices.md). Elsewhere (MPS, and devices torch would only reject at the first step)
+    it is torch's default."""
+    fused = all(p.device.type in FUSED_ADAM_DEVICES and p.is_floating_point() for p in params)
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
 
 
 def backward_and_step(loss: torch.Tensor, optimiser: torch.optim.Optimizer,

@@ -47,6 +47,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from jmedbench.engine.train import adam
 from jmedbench.errors import UserError
 from jmedbench.specs import SearchSpace
 from jmedbench.strategy import Strategy, TrainContext
@@ -259,8 +260,7 @@ class ContrastivePretraining(Strategy):
         start = torch.randperm(n, generator=generator)[:queue]
         with precision():
             moco.fill_queue(place(make_view(inputs[start], generator)), generator)
-        optimiser = torch.optim.Adam([p for p in moco.query_parameters() if p.requires_grad],
-                                     lr=self.lr)
+        optimiser = adam([p for p in moco.query_parameters() if p.requires_grad], lr=self.lr)
         task = "ssl pretrain"
         report = ctx.progress or (lambda *_: None)
         report(task, 0, self.iterations)

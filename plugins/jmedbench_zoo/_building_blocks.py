@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 
-import timm
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -73,6 +72,8 @@ def timm_encoder(name: str, in_channels: int, width: int, out_indices: tuple[int
     the feature strides the model's decoder is built for; an encoder whose features at
     ``out_indices`` have other strides is refused (ValueError, one line).
     """
+    import timm  # lazily: importing timm (and torchvision) costs seconds at every command
+
     if not timm.is_model(name):
         raise ValueError(f"encoder '{name}' is not a timm model (e.g. resnet18d, resnet34d, "
                          f"mobilenetv3_large_100, efficientnet_b0)")
