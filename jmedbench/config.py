@@ -21,7 +21,8 @@ File layout (all tables optional)::
     [model]     options passed to every model factory that accepts them (e.g. width);
                 [model.<name>] options for one model
     [strategy]  options for the strategy parts (e.g. ssl_iterations)
-    [train]     steps, batch_size, lr, weight_decay, channels_last (auto | on | off),
+    [train]     steps, batch_size, lr, lr_schedule (constant | cosine), weight_decay,
+                channels_last (auto | on | off),
                 compile (torch.compile the training forward pass)
     [eval]      batch_size, robustness (corruption families), severities, datasets (scored
                 after training besides the run's own test and shift splits)
@@ -43,6 +44,7 @@ from jmedbench.registry import suggest
 BUILTIN_PROFILES = Path(__file__).parent / "configs"
 CHECKOUT_PROFILES = Path(__file__).resolve().parent.parent / "configs"
 PROFILES_ENV = "JMEDBENCH_CONFIGS"
+LR_SCHEDULES = ("constant", "cosine")  # jmedbench.engine.train.learning_rate
 
 
 @dataclass
@@ -56,6 +58,7 @@ class TrainConfig:
     steps: int = 1500
     batch_size: int = 4
     lr: float = 3e-4
+    lr_schedule: str = "constant"  # constant | cosine (decay to 0 over the steps)
     weight_decay: float = 0.0
     channels_last: str = "auto"  # auto | on | off: NHWC memory layout (jmedbench.engine.devices)
     compile: bool = False        # torch.compile the model for the training steps
@@ -217,6 +220,11 @@ def build_config(profile: str = "default", config_file: str | Path | None = None
         cfg = apply_mapping(cfg, nested, "command line")
     if cfg.train.steps < 1 or cfg.train.batch_size < 1:
         raise UserError("train.steps and train.batch_size must be at least 1")
+    if cfg.train.lr_schedule not in LR_SCHEDULES:
+        hint = suggest(cfg.train.lr_schedule, LR_SCHEDULES, n=1)
+        raise UserError(f"train.lr_schedule {cfg.train.lr_schedule!r}: expected "
+                        f"{' or '.join(LR_SCHEDULES)}"
+                        + (f" (did you mean {hint[0]}?)" if hint else ""))
     if cfg.data.image_size < 32 or cfg.data.image_size % 16:
         raise UserError(f"data.image_size {cfg.data.image_size}: must be a multiple of 16, >= 32")
     return cfg

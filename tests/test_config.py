@@ -62,3 +62,14 @@ def test_missing_config_file(tmp_path):
 def test_image_size_must_fit_the_models():
     with pytest.raises(UserError, match="multiple of 16"):
         build_config("quick", overrides={"data.image_size": 50})
+
+
+@pytest.mark.parametrize("value, message", [
+    ("cosin", "train.lr_schedule 'cosin': expected constant or cosine (did you mean cosine?)"),
+    ("linear", "train.lr_schedule 'linear': expected constant or cosine")])
+def test_an_unknown_lr_schedule_is_one_line_with_the_choices(tmp_path, value, message):
+    path = tmp_path / "c.toml"
+    path.write_text(f'[train]\nlr_schedule = "{value}"\n')
+    with pytest.raises(UserError) as err:
+        build_config("quick", config_file=path)
+    assert str(err.value) == message

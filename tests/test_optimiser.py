@@ -1,7 +1,9 @@
-"""The engine's optimiser (engine.train.adam): torch's fused Adam where the device has it, the
-same algorithm as torch's default Adam."""
+"""The engine's optimiser (engine.train.adam: torch's fused Adam where the device has it, the
+same algorithm as torch's default Adam) and its learning-rate schedule (engine.train.learning_rate)."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
@@ -49,3 +51,44 @@ def test_fused_steps_follow_torchs_default_adam(seed, weight_decay):
                                              foreach=False, fused=False), seed)
     for a, b in zip(fused, loop):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def _train_cfg(schedule: str, steps: int = 400, lr: float = 1e-3):
+    from jmedbench.config import TrainConfig
+
+    return TrainConfig(steps=steps, batch_size=2, lr=lr, lr_schedule=schedule)
+
+
+@pytest.mark.parametrize("steps", [1, 2, 7, 400, 1500])
+def test_the_cosine_schedule_falls_from_lr_to_near_zero_halfway_at_half(steps):
+    from jmedbench.engine.train import learning_rate
+
+    cfg = _train_cfg("cosine", steps)
+    rates = [learning_rate(cfg, s) for s in range(1, steps + 1)]
+    assert rates[0] == cfg.lr                                       # the first step at lr
+    assert all(a >= b for a, b in zip(rates, rates[1:]))            # never rises
+    assert 0 < rates[-1] <= cfg.lr * max(0.5, (math.pi / steps) ** 2)  # last: small, not 0
+    if steps % 2 == 0:
+        assert rates[steps // 2] == pytest.approx(cfg.lr / 2)       # step steps/2 + 1: half
+    constant = _train_cfg("constant", steps)
+    assert {learning_rate(constant, s) for s in range(1, steps + 1)} == {constant.lr}
+
+
+def test_training_follows_the_schedule():
+    """The same seed and data with each schedule: the first two losses agree (the first step
+    is at lr with both), the later ones differ (the cosine's steps are smaller)."""
+    from jmedbench.engine.train import train_supervised
+    from jmedbench.strategy import Strategy
+
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(6, 1, 16, 16, generator=generator)
+    labels = torch.randint(0, 3, (6, 16, 16), generator=generator)
+    losses = {}
+    for schedule in ("constant", "cosine"):
+        model, _, _ = _problem(1)
+        result = train_supervised(model, Strategy(), inputs, labels,
+                                  _train_cfg(schedule, steps=12, lr=5e-2), seed=0,
+                                  num_classes=3, log_every=1)
+        losses[schedule] = result.losses
+    assert losses["constant"][:2] == losses["cosine"][:2]
+    assert all(a != b for a, b in zip(losses["constant"][3:], losses["cosine"][3:]))

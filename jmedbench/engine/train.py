@@ -5,6 +5,7 @@ cross-entropy, random batches drawn by a seeded generator. Strategies hook in th
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -129,6 +130,8 @@ def train_supervised(model: torch.nn.Module, strategy: Strategy, inputs: torch.T
             x, y = x.pin_memory(), y.pin_memory()
         if execution is not None:
             x, y = execution.place_batch(x), execution.to_device(y)
+        for group in optimiser.param_groups:
+            group["lr"] = learning_rate(cfg, step)
         with _autocast(execution):
             logits = step_model(x)
         loss = dice_ce_loss(logits.float(), y, weights)
@@ -140,6 +143,15 @@ def train_supervised(model: torch.nn.Module, strategy: Strategy, inputs: torch.T
 
 
 FUSED_ADAM_DEVICES = ("cpu", "cuda")  # where torch >= 2.4 has the fused Adam kernel
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """The learning rate of training step ``step`` (1 to ``cfg.steps``): ``cfg.lr`` throughout
+    (``constant``, the paper's), or half a cosine from ``cfg.lr`` at the first step towards 0
+    after the last (``cosine``: SGDR without restarts, Loshchilov & Hutter, ICLR 2017)."""
+    if cfg.lr_schedule == "cosine":
+        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * (step - 1) / cfg.steps))
+    return cfg.lr
 
 
 def adam(params: list[torch.nn.Parameter], lr: float,

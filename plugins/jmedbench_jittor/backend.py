@@ -21,7 +21,7 @@ import numpy as np
 
 from jmedbench.engine.backends import Backend
 from jmedbench.engine.progress import Reporter
-from jmedbench.engine.train import LossLog, TrainResult, class_weights
+from jmedbench.engine.train import LossLog, TrainResult, class_weights, learning_rate
 from jmedbench.errors import UserError
 from jmedbench.strategy import ComposedStrategy, Strategy
 
@@ -81,6 +81,7 @@ class JittorBackend(Backend):
         for step in range(1, cfg.steps + 1):
             index = torch.randint(n, (cfg.batch_size,), generator=generator)
             x, y = strategy.augment(inputs[index], labels[index], generator)
+            optimiser.lr = learning_rate(cfg, step)  # read at each step (kernels.Adam)
             loss = dice_ce_loss(model(jt.array(x.numpy())), jt.array(y.numpy()), weights)
             optimiser.step(loss)
             log.add(step, loss.item())
