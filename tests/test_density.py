@@ -149,6 +149,22 @@ def test_a_newton_run_that_cannot_move_stops_instead_of_spinning(monkeypatch):
     assert len(calls) < 4000
 
 
+@pytest.mark.parametrize("loc, log_scale, on_ridge", [
+    (-65.0, math.log(5e-4), True),     # a stop seen on one CPU: 1.3e5 scales below the values
+    (-1.7, math.log(1e-3), True),      # 1,200 scales below
+    (-1.5, math.log(2e-3), False),     # 500 scales: the asinh is not yet a log to rounding
+    (0.3, math.log(1e-4), False),      # loc among the values: an interior Johnson-Su
+    (101.7, math.log(1e-3), True),     # above the values, the right-skewed side
+])
+def test_a_stop_far_out_on_the_lognormal_ridge_is_that_boundary(loc, log_scale, on_ridge):
+    """Where Newton stops inside the box on the lognormal ridge depends on the CPU's rounding
+    (the ridge is flat); such a stop is the lognormal boundary, reported as one."""
+    from jmedbench.density.johnsonsu import _on_lognormal_ridge
+
+    x = np.linspace(-0.5, 100.5, 50)
+    assert _on_lognormal_ridge(np.array([loc, log_scale]), x) is on_ridge
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_uniform_sample_ends_on_a_boundary_at_least_as_likely_as_the_normal(seed):
     """A uniform sample has no interior optimum: the fit is the normal limit, or the lognormal

@@ -170,7 +170,8 @@ def bmd_from_values(values: np.ndarray, stored_values: bool = False,
                      f"the values' mean {mode:.1f} HU")
     elif fit.limit == "lognormal":
         notes.append("lognormal edge: the likelihood rises towards the lognormal limit of the "
-                     "family; the fit stops at the smallest scale searched (10^-4 IQR)")
+                     "family; the fit stops on that ridge, where the Johnson-Su is a "
+                     "lognormal up to rounding")
     offset = STORED_VALUE_OFFSET if stored_values else 0.0
     unit = "stored value (HU+1024)" if stored_values else "HU"
     return BmdResult(bmd=mode + offset, bmd_hu=mode, unit=unit, mode_se=se, n_pixels=n,

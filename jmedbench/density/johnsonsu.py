@@ -27,7 +27,9 @@ small near-normal one by chance) has its likelihood rising all the way to that l
 then returns the limit itself (``limit="normal"``: mean and SD of the values, mode = mean),
 represented by finite parameters a = 0, b = K, scale = K * SD with K = 10^4, whose density
 differs from the normal's by O(1/K^2). The other boundary (scale -> 0, the lognormal limit) is
-reported as not converged, with the best parameters inside the box. All sums run over distinct values with their
+reported with ``limit="lognormal"`` and the best parameters found on that ridge: inside the box
+where every value lies at least 10^3 scales beyond loc (there the density is the lognormal's up
+to rounding), else at the box's scale bound. All sums run over distinct values with their
 counts (``np.bincount``): CT values are integers, so a 500k-pixel sample has a few thousand
 distinct values and the weighted sum *is* the sample log-likelihood, exactly. Non-integer data
 are rounded to a grid of ``bin_width`` (see :func:`fit_johnson_su`).
@@ -75,6 +77,11 @@ MAX_STEP = 1.0
 MAX_RADIUS = 64.0
 # The normal limit as a Johnson-Su: a = 0, b = K, scale = K * SD (see the module docstring).
 NORMAL_LIMIT_B = 1e4
+# On the lognormal ridge: where every value lies at least U scales beyond loc, asinh(u) =
+# ln(2u) + O(1/(4u^2)) and the Johnson-Su is a shifted lognormal to within b / (4U^2) in z.
+# A Newton run on that ridge (flat towards scale -> 0) may stop inside the box, at a point
+# whose place along the ridge depends on the CPU's rounding; it is the same boundary.
+LOGNORMAL_RIDGE_U = 1e3
 
 
 def johnson_su_mode(a: float, b: float, loc: float, scale: float) -> float:
@@ -456,9 +463,18 @@ def _newton(theta: np.ndarray, x: np.ndarray, c: np.ndarray, n: float, box: _Box
     boundary = None
     if theta[1] >= box.high[1] and grad[1] > 0:
         boundary = "normal"
-    elif theta[1] <= box.low[1] and grad[1] < 0:
+    elif (theta[1] <= box.low[1] and grad[1] < 0) or _on_lognormal_ridge(theta, x):
         boundary = "lognormal"
     return _Ascent(theta, value, converged, iterations, message, boundary)
+
+
+def _on_lognormal_ridge(theta: np.ndarray, x: np.ndarray) -> bool:
+    """loc outside the values and every value at least LOGNORMAL_RIDGE_U scales from it: the
+    density there is the lognormal limit's up to rounding (see LOGNORMAL_RIDGE_U)."""
+    loc, scale = float(theta[0]), math.exp(float(theta[1]))
+    nearest = min(abs(float(x[0]) - loc), abs(float(x[-1]) - loc))
+    outside = loc < float(x[0]) or loc > float(x[-1])
+    return outside and nearest >= LOGNORMAL_RIDGE_U * scale
 
 
 def _normal_limit(x: np.ndarray, c: np.ndarray, n: float) -> tuple[float, float, float]:
@@ -538,7 +554,8 @@ def fit_johnson_su(values: np.ndarray, *, bin_width: float | str | None = "auto"
         converged, message, limit = best.converged, best.message, best.boundary
         if limit == "lognormal":
             message = ("lognormal edge: the likelihood rises as scale shrinks towards the "
-                       "lognormal limit of the family; the fit stops at scale = 10^-4 IQR ("
+                       "lognormal limit of the family; the fit stops on that ridge, at scale = "
+                       f"{math.exp(best.theta[1]):.2g} IQR ("
                        + best.message + ")")
     if exact_bins:
         loglik = float(c @ johnson_su_logpdf(x, a, b, loc, scale))
