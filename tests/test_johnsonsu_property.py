@@ -10,7 +10,9 @@ gradient of :func:`jmedbench.density.bmd._gradient`, from a generic start and fr
 inside the same box the fit searches (scale 10^-4 to 10^4 IQR, loc within 100 IQR of the range).
 Both are compared on the same binned values (the fit's ``centres`` and ``counts``).
 
-The default run checks 5,000 samples in 10 blocks; ``pytest -m slow`` checks 20,000 more.
+The default run checks 2,500 samples in 5 blocks (about 20 s each on a 2-vCPU machine; CI's
+30 minutes are short); ``pytest -m slow`` checks 22,500 more, the other 5 of the first 10
+blocks among them.
 """
 
 from __future__ import annotations
@@ -112,12 +114,12 @@ def _check_block(seed: int, cases: int) -> dict[str, float]:
     return {"worst_gap": worst_gap, "worst_mode_difference": worst_mode, "rejected": rejected}
 
 
-@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("seed", range(5))
 def test_fit_never_fails_and_is_never_beaten_by_a_reference(seed):
     check_block(seed, BLOCK)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", range(100, 140))
+@pytest.mark.parametrize("seed", [*range(5, 10), *range(100, 140)])
 def test_fit_never_fails_and_is_never_beaten_by_a_reference_slow(seed):
     check_block(seed, BLOCK)
