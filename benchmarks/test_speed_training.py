@@ -82,7 +82,7 @@ def test_train_step(benchmark, model_and_batch, precision, layout, compiled):
 
 def _bare_loop(model, inputs, labels, weights, steps, batch, seed):
     generator = torch.Generator().manual_seed(seed)
-    optimiser = torch.optim.Adam(model.parameters(), lr=3e-4, fused=True)  # as the engine's
+    optimiser = adam(list(model.parameters()), lr=3e-4)  # the engine's optimiser
     model.train()
     for _ in range(steps):
         index = torch.randint(inputs.shape[0], (batch,), generator=generator)
@@ -139,7 +139,7 @@ def test_data_path_share_of_a_step(benchmark, registry, default_cfg, training_da
     benchmark.pedantic(full, rounds=8, iterations=1, warmup_rounds=1)
 
 
-def _optimiser_model(registry, default_cfg, model_and_batch, name):
+def _optimiser_model(model_and_batch, name):
     if name == "default UNet":
         return copy.deepcopy(model_and_batch[0])
     smp = pytest.importorskip("segmentation_models_pytorch")
@@ -150,8 +150,8 @@ def _optimiser_model(registry, default_cfg, model_and_batch, name):
 @pytest.mark.benchmark(group="optimiser-step")
 @pytest.mark.parametrize("name", ["default UNet", "smp ResNet-34 U-Net"])
 @pytest.mark.parametrize("kernel", ["per-tensor (baseline)", "fused (engine)"])
-def test_adam_step(benchmark, registry, default_cfg, model_and_batch, name, kernel):
-    model = _optimiser_model(registry, default_cfg, model_and_batch, name)
+def test_adam_step(benchmark, model_and_batch, name, kernel):
+    model = _optimiser_model(model_and_batch, name)
     params = list(model.parameters())
     generator = torch.Generator().manual_seed(0)
     for p in params:

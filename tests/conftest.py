@@ -72,6 +72,15 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subpro
                           text=True, env=full_env, timeout=timeout)
 
 
+def fresh_interpreter_output(code: str) -> str:
+    """stdout of ``code`` run by a fresh interpreter (nothing this test process imported is
+    loaded there); a non-zero exit fails the test with its stderr."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
 @pytest.fixture
 def cli():
     return run_cli

@@ -231,18 +231,14 @@ def test_profile_refuses_a_size_the_spec_does_not_allow(cli):
 def test_loading_the_plugins_imports_neither_library():
     """smp takes seconds to import and MONAI too: the registry (every command starts with it)
     must not pay for them; a fresh interpreter shows they stay unimported."""
-    import subprocess
-    import sys
+    from conftest import fresh_interpreter_output
 
     code = ("import sys\nfrom jmedbench.registry import get_registry\n"
             "names = get_registry().names('models')\n"
             "assert 'smp-unet-resnet34' in names and 'monai-unet' in names\n"
             "print(sorted(m for m in ('segmentation_models_pytorch', 'monai') "
             "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    assert fresh_interpreter_output(code).strip() == "[]"
 
 
 @pytest.mark.parametrize("zoo_name, smp_name", [("unet-resnet34", "smp-unet-resnet34"),

@@ -162,15 +162,11 @@ def test_loading_the_zoo_imports_no_timm_until_a_timm_model_is_built():
     """timm brings torchvision and torch._dynamo: seconds that every command (``list
     strategies``, ``show``, ...) would pay at start-up. A fresh interpreter loads every plugin
     without them; building a model on a timm backbone then imports timm."""
-    import subprocess
-    import sys
+    from conftest import fresh_interpreter_output
 
     code = ("import sys\nfrom jmedbench.registry import get_registry\n"
             "registry = get_registry()\n"
             "print(sorted(m for m in ('timm', 'torchvision') if m in sys.modules))\n"
             "registry.model('pspnet').factory(1, 3, width=8)\n"
             "print('timm' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["[]", "True"]
+    assert fresh_interpreter_output(code).split() == ["[]", "True"]
