@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import os
 import subprocess
 import sys
@@ -72,6 +74,25 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subpro
                           text=True, env=full_env, timeout=timeout)
 
 
+def run_cli_in_process(*args: str) -> subprocess.CompletedProcess:
+    """``jmedbench.cli.main(args)`` called in this process, stdout and stderr captured, the exit
+    status as a subprocess would give it (argparse's exits included). For tests of what a command
+    refuses or lists: as a subprocess each would spend most of its time starting (a ``jmedbench``
+    start imports torch and scipy, 5-7 s on 2 vCPUs). An exception that escapes ``main`` fails
+    the test where a subprocess would have printed a traceback. Tests of the installed command
+    itself, of kills and of anything that trains use ``run_cli``."""
+    from jmedbench.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            returncode = main(list(args))
+        except SystemExit as exc:
+            returncode = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return subprocess.CompletedProcess(["jmedbench", *args], returncode, stdout.getvalue(),
+                                       stderr.getvalue())
+
+
 def fresh_interpreter_output(code: str) -> str:
     """stdout of ``code`` run by a fresh interpreter (nothing this test process imported is
     loaded there); a non-zero exit fails the test with its stderr."""
@@ -84,6 +105,11 @@ def fresh_interpreter_output(code: str) -> str:
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture
+def cli_in_process():
+    return run_cli_in_process
 
 
 # -- bench: a matrix whose entries train in seconds ------------------------------------------

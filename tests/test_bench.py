@@ -15,10 +15,10 @@ from conftest import SHARED_DATA, bench_args
 from jmedbench.store import Store
 
 
-def test_unknown_names_are_all_rejected_before_anything_runs(cli, tmp_path):
+def test_unknown_names_are_all_rejected_before_anything_runs(cli_in_process, tmp_path):
     store = tmp_path / "s.sqlite"
-    out = cli("bench", "--models", "unte,zzz*", "--strategies", "baseline,bogus",
-              "--datasets", "phantm", "--store", str(store))
+    out = cli_in_process("bench", "--models", "unte,zzz*", "--strategies", "baseline,bogus",
+                         "--datasets", "phantm", "--store", str(store))
     assert out.returncode == 2
     for fragment in ("unknown model 'unte'", "'zzz*' matches no model",
                      "unknown strategy 'bogus'", "unknown dataset 'phantm'"):

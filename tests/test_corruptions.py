@@ -91,8 +91,8 @@ def test_suite_has_three_families_and_at_least_25_corruptions():
     assert geometric == {"elastic", "phone_perspective", "phone_photo"}
 
 
-def test_list_corruptions_json(cli):
-    out = cli("list", "corruptions", "--json")
+def test_list_corruptions_json(cli_in_process):
+    out = cli_in_process("list", "corruptions", "--json")
     assert out.returncode == 0, out.stderr
     rows = {r["name"]: r for r in json.loads(out.stdout)}
     assert set(NAMES) <= set(rows)
@@ -311,13 +311,13 @@ def test_gallery_renders(tmp_path, phantom_slice):
     assert width > 300 and height > 300
 
 
-def test_gallery_command_and_its_mistakes(cli, tmp_path):
+def test_gallery_command_and_its_mistakes(cli_in_process, tmp_path):
     out = tmp_path / "g.png"
-    ok = cli("corruptions", "show", "ct_hu_offset", "--severity", "2", "--size", "64",
-             "--out", str(out), "--json")
+    ok = cli_in_process("corruptions", "show", "ct_hu_offset", "--severity", "2", "--size", "64",
+                        "--out", str(out), "--json")
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["severities"] == [2] and out.stat().st_size > 0
-    bad = cli("corruptions", "show", "phne", "--out", str(out))
+    bad = cli_in_process("corruptions", "show", "phne", "--out", str(out))
     assert bad.returncode == 2 and "did you mean phone" in bad.stderr
-    bad = cli("corruptions", "show", "--severity", "7", "--out", str(out))
+    bad = cli_in_process("corruptions", "show", "--severity", "7", "--out", str(out))
     assert bad.returncode == 2 and "severity" in bad.stderr and "Traceback" not in bad.stderr

@@ -150,11 +150,11 @@ def test_a_backend_that_runs_on_the_cpu_in_fp32_only():
         resolve_execution("cpu", "bf16", **limits)
 
 
-def test_a_bad_device_option_is_one_line_exit_2_and_stores_nothing(cli, tmp_path):
+def test_a_bad_device_option_is_one_line_exit_2_and_stores_nothing(cli_in_process, tmp_path):
     """(The other refusals are the resolver's, tested above; one subprocess is enough.)"""
     store = tmp_path / "s.sqlite"
-    out = cli("run", "--model", "unet", "--strategy", "baseline", "--profile", "quick",
-              "--store", str(store), "--precision", "fp16", "--device", "cpu")
+    out = cli_in_process("run", "--model", "unet", "--strategy", "baseline", "--profile", "quick",
+                         "--store", str(store), "--precision", "fp16", "--device", "cpu")
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip().splitlines() == [
         "error: --precision fp16: not on the CPU (no fast fp16 kernels, and a gradient scaler "

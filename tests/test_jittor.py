@@ -38,9 +38,9 @@ def test_without_jittor_no_jittor_models_are_registered(registry):
 
 
 @needs_no_jittor
-def test_without_jittor_the_backend_names_the_extra_to_install(cli, tmp_path):
-    out = cli("run", "--model", "unet", "--backend", "jittor", "--profile", "quick",
-              "--store", str(tmp_path / "s.sqlite"))
+def test_without_jittor_the_backend_names_the_extra_to_install(cli_in_process, tmp_path):
+    out = cli_in_process("run", "--model", "unet", "--backend", "jittor", "--profile", "quick",
+                         "--store", str(tmp_path / "s.sqlite"))
     assert out.returncode == 2
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, out.stderr

@@ -112,11 +112,11 @@ def test_readme_compares_each_strategy_with_baseline_model_by_model(tmp_path):
     assert "| sas | BMD MAE (HU) | 0 / 3 | +1.000 |" in readme     # lower is better
 
 
-def test_empty_store_gives_empty_but_valid_leaderboard(tmp_path, cli):
+def test_empty_store_gives_empty_but_valid_leaderboard(tmp_path, cli_in_process):
     store = tmp_path / "s.sqlite"
     Store(store)
-    out = cli("leaderboard", "build", "--store", str(store), "--out", str(tmp_path / "lb"),
-              "--json")
+    out = cli_in_process("leaderboard", "build", "--store", str(store),
+                         "--out", str(tmp_path / "lb"), "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["entries"] == 0
     assert json.loads((tmp_path / "lb" / "leaderboard.json").read_text()) == []
@@ -125,8 +125,8 @@ def test_empty_store_gives_empty_but_valid_leaderboard(tmp_path, cli):
     assert "No completed runs" in (tmp_path / "lb" / "README.md").read_text()
 
 
-def test_missing_store_is_one_line(tmp_path, cli):
-    out = cli("leaderboard", "build", "--store", str(tmp_path / "none.sqlite"))
+def test_missing_store_is_one_line(tmp_path, cli_in_process):
+    out = cli_in_process("leaderboard", "build", "--store", str(tmp_path / "none.sqlite"))
     assert out.returncode == 2 and "does not exist" in out.stderr
 
 

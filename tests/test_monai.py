@@ -142,8 +142,8 @@ def test_parameters_monai_never_uses_are_removed(registry):
         ["final_conv_0_4.weight", "final_conv_0_4.bias"]
 
 
-def test_listed_with_parameter_counts(cli):
-    result = cli("list", "models", "monai-*", "--json")
+def test_listed_with_parameter_counts(cli_in_process):
+    result = cli_in_process("list", "models", "monai-*", "--json")
     assert result.returncode == 0, result.stderr
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert sorted(rows) == sorted(MONAI_MODELS)

@@ -207,9 +207,9 @@ def test_a_run_stores_the_summary_in_metrics_and_the_table_in_details(registry, 
 
 
 # -- from the command line ---------------------------------------------------------------------
-def test_unknown_robustness_name_fails_before_training(cli, tmp_path):
-    out = cli("run", "--profile", "quick", "--robustness", "classic,phne",
-              "--store", str(tmp_path / "s.sqlite"))
+def test_unknown_robustness_name_fails_before_training(cli_in_process, tmp_path):
+    out = cli_in_process("run", "--profile", "quick", "--robustness", "classic,phne",
+                         "--store", str(tmp_path / "s.sqlite"))
     assert out.returncode == 2
     assert "did you mean phone" in out.stderr and "Traceback" not in out.stderr
     assert "train" not in out.stderr  # refused before any progress was shown

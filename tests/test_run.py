@@ -63,41 +63,41 @@ def test_cli_run_json_quick(cli, tmp_path):
     (["show", "no-such-run"], "run id 'no-such-run' not found"),
     (["list", "modles"], "invalid choice: 'modles'"),
 ])
-def test_bad_input_is_one_line_exit_2(cli, args, message):
-    out = cli(*args)
+def test_bad_input_is_one_line_exit_2(cli_in_process, args, message):
+    out = cli_in_process(*args)
     assert out.returncode == 2
     assert message in out.stderr
     assert "Traceback" not in out.stderr
     assert out.stdout == ""
 
 
-def test_bad_config_key_exit_2(cli, tmp_path):
+def test_bad_config_key_exit_2(cli_in_process, tmp_path):
     f = tmp_path / "c.toml"
     f.write_text("[train]\nstpes = 1\n")
-    out = cli("run", "--config", str(f))
+    out = cli_in_process("run", "--config", str(f))
     assert out.returncode == 2 and "did you mean 'steps'" in out.stderr and str(f) in out.stderr
 
 
-def test_unwritable_store_exit_2_and_nothing_lost(cli, tmp_path):
+def test_unwritable_store_exit_2_and_nothing_lost(cli_in_process, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("keep me")
-    out = cli("run", "--profile", "quick", "--store", str(blocker / "s.sqlite"))
+    out = cli_in_process("run", "--profile", "quick", "--store", str(blocker / "s.sqlite"))
     assert out.returncode == 2 and "cannot open" in out.stderr
     assert blocker.read_text() == "keep me"
 
 
-def test_list_json(cli):
-    out = cli("list", "models", "unet*", "--json")
+def test_list_json(cli_in_process):
+    out = cli_in_process("list", "models", "unet*", "--json")
     assert out.returncode == 0
     names = [row["name"] for row in json.loads(out.stdout)]
     assert "unet" in names and all(n.startswith("unet") for n in names)
 
 
-def test_bad_weights_file_fails_before_anything_is_stored(cli, tmp_path):
+def test_bad_weights_file_fails_before_anything_is_stored(cli_in_process, tmp_path):
     bad = tmp_path / "w.pt"
     bad.write_bytes(b"not a checkpoint")
     store = tmp_path / "s.sqlite"
-    out = cli("run", "--profile", "quick", "--weights", str(bad), "--store", str(store))
+    out = cli_in_process("run", "--profile", "quick", "--weights", str(bad), "--store", str(store))
     assert out.returncode == 2 and f"--weights {bad}" in out.stderr
     assert "Traceback" not in out.stderr
     assert Store(store).runs() == []
@@ -144,9 +144,11 @@ def test_eval_dataset_keys():
     ("phantom", "--eval-dataset phantom: that is the training dataset"),
     ("example,,phantom-s", "--eval-dataset 'example,,phantom-s': an empty name"),
 ])
-def test_bad_eval_dataset_is_one_line_exit_2_and_nothing_stored(cli, tmp_path, value, message):
+def test_bad_eval_dataset_is_one_line_exit_2_and_nothing_stored(cli_in_process, tmp_path, value,
+                                                                message):
     store = tmp_path / "s.sqlite"
-    out = cli("run", "--profile", "quick", "--eval-dataset", value, "--store", str(store))
+    out = cli_in_process("run", "--profile", "quick", "--eval-dataset", value,
+                         "--store", str(store))
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
     assert not store.exists() or Store(store).runs() == []
 
@@ -161,13 +163,14 @@ def test_eval_dataset_scores_the_real_example_ct(registry, tmp_path):
     assert metrics["example_bmd_subjects"] + metrics["example_bmd_failed"] == 1
 
 
-def test_a_model_that_cannot_take_the_slice_size_is_refused_before_anything_runs(cli, tmp_path):
+def test_a_model_that_cannot_take_the_slice_size_is_refused_before_anything_runs(cli_in_process,
+                                                                                 tmp_path):
     """PAN on MobileNetV2 needs sides >= 128; the quick profile's 64 px slices would reach its
     pyramid pooling with nothing left to pool (a torch traceback mid-training before)."""
     pytest.importorskip("segmentation_models_pytorch")
     store = tmp_path / "s.sqlite"
-    out = cli("run", "--model", "smp-pan-mobilenet_v2", "--profile", "quick", "--store",
-              str(store))
+    out = cli_in_process("run", "--model", "smp-pan-mobilenet_v2", "--profile", "quick", "--store",
+                         str(store))
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert ("[data] image_size 64: model 'smp-pan-mobilenet_v2' takes slice sides that are "
             "multiples of 32 and at least 128; 64 is below its minimum 128 (set [data] "

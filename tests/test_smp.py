@@ -103,11 +103,11 @@ def test_a_decoder_smp_cannot_put_on_an_encoder_is_one_line(registry):
         registry.model("smp-unetplusplus-resnet34").factory(encoder_name="mit_b0")
 
 
-def test_an_unknown_encoder_through_the_cli(tmp_path, cli):
+def test_an_unknown_encoder_through_the_cli(tmp_path, cli_in_process):
     config = tmp_path / "encoder.toml"
     config.write_text('[model.smp-unet-resnet34]\nencoder_name = "resnet35"\n')
-    result = cli("run", "--model", "smp-unet-resnet34", "--profile", "quick", "--steps", "1",
-                 "--config", str(config))
+    result = cli_in_process("run", "--model", "smp-unet-resnet34", "--profile", "quick",
+                            "--steps", "1", "--config", str(config))
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert "option encoder_name 'resnet35' is not an smp encoder" in result.stderr
@@ -196,8 +196,8 @@ def test_weights_saved_from_plain_smp_load_with_weights(registry, tmp_path):
         assert torch.equal(ours(x), plain(x))
 
 
-def test_listed_with_parameter_counts(cli):
-    result = cli("list", "models", "smp-*", "--json")
+def test_listed_with_parameter_counts(cli_in_process):
+    result = cli_in_process("list", "models", "smp-*", "--json")
     assert result.returncode == 0, result.stderr
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert sorted(rows) == sorted(SMP_MODELS)
@@ -221,8 +221,8 @@ def test_the_bench_matrix_takes_the_library_patterns(registry):
     assert {e.model for e in at_128.entries} >= set(SMP_MODELS) and not at_128.notes
 
 
-def test_profile_refuses_a_size_the_spec_does_not_allow(cli):
-    result = cli("profile", "--model", "smp-pan-mobilenet_v2", "--size", "64")
+def test_profile_refuses_a_size_the_spec_does_not_allow(cli_in_process):
+    result = cli_in_process("profile", "--model", "smp-pan-mobilenet_v2", "--size", "64")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "at least 128" in result.stderr

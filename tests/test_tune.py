@@ -62,9 +62,9 @@ def test_two_workers_share_a_postgresql_storage(tiny):
     check_shared_study(url, study)
 
 
-def test_unreachable_storage_is_one_line(cli):
-    out = cli("tune", "--model", "unet", "--trials", "1",
-              "--storage", "postgresql://u:p@127.0.0.1:1/db")
+def test_unreachable_storage_is_one_line(cli_in_process):
+    out = cli_in_process("tune", "--model", "unet", "--trials", "1",
+                         "--storage", "postgresql://u:p@127.0.0.1:1/db")
     assert out.returncode == 2
     assert "--storage postgresql://u:p@127.0.0.1:1/db: cannot open" in out.stderr
     assert "Traceback" not in out.stderr
