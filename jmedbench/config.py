@@ -21,7 +21,7 @@ File layout (all tables optional)::
     [model]     options passed to every model factory that accepts them (e.g. width);
                 [model.<name>] options for one model
     [strategy]  options for the strategy parts (e.g. ssl_iterations)
-    [train]     steps, batch_size, lr, lr_schedule (constant | cosine), weight_decay,
+    [train]     steps, batch_size, lr, lr_schedule (constant | cosine), average_last, weight_decay,
                 channels_last (auto | on | off),
                 compile (torch.compile the training forward pass)
     [eval]      batch_size, robustness (corruption families), severities, datasets (scored
@@ -59,6 +59,7 @@ class TrainConfig:
     batch_size: int = 4
     lr: float = 3e-4
     lr_schedule: str = "constant"  # constant | cosine (decay to 0 over the steps)
+    average_last: float = 0.0    # fraction of the steps whose weights are averaged (SWA); 0: off
     weight_decay: float = 0.0
     channels_last: str = "auto"  # auto | on | off: NHWC memory layout (jmedbench.engine.devices)
     compile: bool = False        # torch.compile the model for the training steps
@@ -225,6 +226,9 @@ def build_config(profile: str = "default", config_file: str | Path | None = None
         raise UserError(f"train.lr_schedule {cfg.train.lr_schedule!r}: expected "
                         f"{' or '.join(LR_SCHEDULES)}"
                         + (f" (did you mean {hint[0]}?)" if hint else ""))
+    if not 0.0 <= cfg.train.average_last <= 1.0:
+        raise UserError(f"train.average_last {cfg.train.average_last}: must be a fraction of the "
+                        "steps, from 0 (off) to 1")
     if cfg.data.image_size < 32 or cfg.data.image_size % 16:
         raise UserError(f"data.image_size {cfg.data.image_size}: must be a multiple of 16, >= 32")
     return cfg

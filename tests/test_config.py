@@ -73,3 +73,13 @@ def test_an_unknown_lr_schedule_is_one_line_with_the_choices(tmp_path, value, me
     with pytest.raises(UserError) as err:
         build_config("quick", config_file=path)
     assert str(err.value) == message
+
+
+@pytest.mark.parametrize("value", ["-0.1", "1.5"])
+def test_average_last_outside_zero_to_one_is_one_line(tmp_path, value):
+    path = tmp_path / "c.toml"
+    path.write_text(f"[train]\naverage_last = {value}\n")
+    with pytest.raises(UserError) as err:
+        build_config("quick", config_file=path)
+    assert str(err.value) == (f"train.average_last {float(value)}: must be a fraction of the "
+                              "steps, from 0 (off) to 1")

@@ -151,7 +151,8 @@ def test_a_backend_that_runs_on_the_cpu_in_fp32_only():
 
 
 def test_a_bad_device_option_is_one_line_exit_2_and_stores_nothing(cli_in_process, tmp_path):
-    """(The other refusals are the resolver's, tested above; one subprocess is enough.)"""
+    """(The other refusals are the resolver's, tested above; one through the command is
+    enough.)"""
     store = tmp_path / "s.sqlite"
     out = cli_in_process("run", "--model", "unet", "--strategy", "baseline", "--profile", "quick",
                          "--store", str(store), "--precision", "fp16", "--device", "cpu")

@@ -315,3 +315,16 @@ def test_a_strategy_without_a_jittor_form_is_refused(registry):
 
     with pytest.raises(UserError, match="strategy 'torch-only' .* no Jittor form"):
         get_backend(registry, "jittor").adapt_strategy(TorchOnly())
+
+
+@needs_jittor
+def test_weight_averaging_is_refused_before_anything_trains(registry):
+    """The Jittor loop keeps the last step's weights: a run asking for ``average_last`` is one
+    line, not a silently different recipe."""
+    from jmedbench.config import build_config
+    from jmedbench.engine.pipeline import run_backend
+    from jmedbench.errors import UserError
+
+    cfg = build_config("quick", overrides={"backend": "jittor", "train.average_last": 0.5})
+    with pytest.raises(UserError, match="the jittor backend does not average weights"):
+        run_backend(registry, cfg)

@@ -92,3 +92,71 @@ def test_training_follows_the_schedule():
         losses[schedule] = result.losses
     assert losses["constant"][:2] == losses["cosine"][:2]
     assert all(a != b for a, b in zip(losses["constant"][3:], losses["cosine"][3:]))
+
+
+def _bn_problem():
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4),
+                                torch.nn.ReLU(), torch.nn.Conv2d(4, 3, 1))
+    torch.manual_seed(3)
+    for module in model:
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    return model
+
+
+@pytest.mark.parametrize("average_last, averaged_steps", [(0.25, 3), (1.0, 12), (0.01, 1)])
+def test_weight_averaging_is_the_mean_of_the_last_steps_weights(average_last, averaged_steps):
+    """12 steps with ``average_last``: the weights at the end are the equal-weight mean of those
+    after each of the last steps of the same run without averaging (same seed, same batches;
+    0.01 of 12 steps is the last step alone), and the batch-norm statistics are those of the
+    averaged weights on the training images: the mean and (unbiased) variance of the first
+    convolution's outputs."""
+    from jmedbench.config import TrainConfig
+    from jmedbench.engine.train import train_supervised
+    from jmedbench.strategy import Strategy
+
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(6, 1, 16, 16, generator=generator)
+    labels = torch.randint(0, 3, (6, 16, 16), generator=generator)
+    plain, after_each = _bn_problem(), []
+    train_supervised(plain, Strategy(), inputs, labels,
+                     TrainConfig(steps=12, batch_size=2, lr=5e-2), seed=0, num_classes=3,
+                     log_every=1, on_log=lambda step, loss: after_each.append(
+                         {k: v.detach().double().clone()
+                          for k, v in plain.named_parameters()}))
+    averaged = _bn_problem()
+    train_supervised(averaged, Strategy(), inputs, labels,
+                     TrainConfig(steps=12, batch_size=2, lr=5e-2, average_last=average_last),
+                     seed=0, num_classes=3)
+    last = after_each[-averaged_steps:]
+    for name, value in averaged.named_parameters():
+        expected = sum(state[name] for state in last) / averaged_steps
+        torch.testing.assert_close(value.detach().double(), expected, rtol=1e-5, atol=1e-6,
+                                   msg=name)
+    with torch.no_grad():
+        first = averaged[0](inputs).double()
+    norm = averaged[1]
+    torch.testing.assert_close(norm.running_mean.double(), first.mean(dim=(0, 2, 3)),
+                               rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(norm.running_var.double(),
+                               first.var(dim=(0, 2, 3), unbiased=True), rtol=1e-5, atol=1e-6)
+    assert norm.momentum == 0.1  # restored for whoever trains the model next
+    final = after_each[-1]["0.weight"]
+    assert averaged_steps == 1 or not torch.allclose(averaged[0].weight.double(), final)
+    assert not torch.allclose(after_each[0]["0.weight"], final)
+
+
+def test_a_backend_that_does_not_average_weights_refuses_average_last(registry, monkeypatch):
+    """(The Jittor backend is such a backend: tests/test_jittor.py checks it where it runs.)"""
+    from jmedbench.config import build_config
+    from jmedbench.engine.backends import TorchBackend
+    from jmedbench.engine.pipeline import run_backend
+    from jmedbench.errors import UserError
+
+    cfg = build_config("quick", overrides={"train.average_last": 0.5})
+    assert run_backend(registry, cfg).name == "torch"
+    monkeypatch.setattr(TorchBackend, "averages_weights", False)
+    with pytest.raises(UserError) as err:
+        run_backend(registry, cfg)
+    assert str(err.value) == ("train.average_last 0.5: the torch backend does not average "
+                              "weights (set it to 0, or use --backend torch)")

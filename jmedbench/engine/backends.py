@@ -57,6 +57,7 @@ class Backend:
     name = "?"
     devices: tuple[str, ...] | None = ("cpu",)   # device types it runs on; None: any of torch's
     precisions: tuple[str, ...] | None = ("fp32",)
+    averages_weights = False                      # honours [train] average_last
     execution: Any = None                         # an Execution, or None: the CPU in fp32
 
     def with_execution(self, execution: Any) -> "Backend":
@@ -105,6 +106,7 @@ class TorchBackend(Backend):
     name = "torch"
     devices = None      # cpu, cuda, mps
     precisions = None   # fp32, bf16, fp16
+    averages_weights = True
 
     def place_model(self, model):
         return self.execution.place_model(model) if self.execution is not None else model

@@ -21,6 +21,7 @@ from jmedbench.engine.determinism import seed_everything
 from jmedbench.engine.devices import Execution, resolve_execution
 from jmedbench.engine.progress import Reporter
 from jmedbench.engine.train import TrainResult
+from jmedbench.errors import UserError
 from jmedbench.labels import NUM_CLASSES
 from jmedbench.registry import Registry
 from jmedbench.strategy import Strategy, TrainContext
@@ -67,7 +68,11 @@ def run_execution(registry: Registry, cfg: RunConfig) -> Execution:
 
 def run_backend(registry: Registry, cfg: RunConfig) -> Backend:
     """``cfg``'s backend bound to its execution: what trains and predicts for a run."""
-    return get_backend(registry, cfg.backend).with_execution(run_execution(registry, cfg))
+    backend = get_backend(registry, cfg.backend)
+    if cfg.train.average_last and not backend.averages_weights:
+        raise UserError(f"train.average_last {cfg.train.average_last}: the {backend.name} "
+                        f"backend does not average weights (set it to 0, or use --backend torch)")
+    return backend.with_execution(run_execution(registry, cfg))
 
 
 def train_model(registry: Registry, cfg: RunConfig, reporter: Reporter | None = None,
