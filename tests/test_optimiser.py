@@ -1,5 +1,6 @@
 """The engine's optimiser (engine.train.adam: torch's fused Adam where the device has it, the
-same algorithm as torch's default Adam) and its learning-rate schedule (engine.train.learning_rate)."""
+same algorithm as torch's default Adam), its learning-rate schedule (engine.train.learning_rate)
+and weight averaging (engine.train.WeightAverage, ``[train] average_last``)."""
 
 from __future__ import annotations
 
