@@ -96,13 +96,11 @@ def test_training_follows_the_schedule():
 
 
 def _bn_problem():
-    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4),
-                                torch.nn.ReLU(), torch.nn.Conv2d(4, 3, 1))
-    torch.manual_seed(3)
-    for module in model:
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()
-    return model
+    """The same small conv net with batch norm at every call (the global generator untouched)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(3)
+        return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4),
+                                   torch.nn.ReLU(), torch.nn.Conv2d(4, 3, 1))
 
 
 @pytest.mark.parametrize("average_last, averaged_steps", [(0.25, 3), (1.0, 12), (0.01, 1)])

@@ -160,8 +160,8 @@ class WeightAverage:
 
     def __init__(self, model: torch.nn.Module, cfg: TrainConfig) -> None:
         self.model = model
-        self.first = cfg.steps + 1 - max(1, round(cfg.average_last * cfg.steps)) \
-            if cfg.average_last > 0 else None
+        averaged_steps = max(1, round(cfg.average_last * cfg.steps))
+        self.first = cfg.steps + 1 - averaged_steps if cfg.average_last > 0 else None
         self.averaged: torch.optim.swa_utils.AveragedModel | None = None
 
     def after_step(self, step: int) -> None:
