@@ -89,9 +89,8 @@ def error_breakdown(predictions: list[np.ndarray], labels: list[np.ndarray]) -> 
 
 
 def _subjects(registry, record: dict, name: str) -> list:
-    overrides = {"seed": record["seed"]} if name == "phantom" else {"dataset": name, "seed": 0}
-    if name == "phantom":
-        overrides["dataset"] = record["dataset"]
+    overrides = ({"dataset": record["dataset"], "seed": record["seed"]} if name == "phantom"
+                 else {"dataset": name, "seed": 0})
     dataset = build_dataset(registry, build_config(record["profile"], overrides=overrides))
     split = "test" if dataset.has_split("test") else next(iter(dataset.splits))
     return dataset.split(split)
