@@ -3,16 +3,16 @@ which they add, where their edge lies against the label's, and what they predict
 disc-dominated slices.
 
     python benchmarks/transfer_errors.py RUN_ID [RUN_ID ...] [--store PATH]
-        [--datasets phantom,example,example-dicom,tptbox-l3] [--json OUT]
+        [--datasets example,example-dicom,tptbox-l3] [--json OUT]
 
-``phantom`` is the test split of the run's own phantom (its profile and seed); any other name
-is a dataset as ``--eval-dataset`` takes it, scored on its test split (or its only split).
-Prediction is on the CPU in fp32. Columns, for the cancellous class (2) pooled over every
-slice of a dataset's subjects:
+Each run is rebuilt with the configuration it ran with and scored on the test split of the
+dataset it trained on, then on each of ``--datasets`` with the subjects ``--eval-dataset``
+would score (every labelled subject it did not train or validate on). Prediction is on the CPU
+in fp32. Columns, for the cancellous class pooled over every slice of a dataset's subjects:
 
 - recall, precision: of the labelled and of the predicted cancellous pixels;
-- missed as cortical / as background: labelled cancellous pixels predicted 1 / 0;
-- added from background / from cortical: predicted cancellous pixels labelled 0 / 1;
+- missed as cortical / as background: labelled cancellous pixels predicted cortical / 0;
+- added from background / from cortical: predicted cancellous pixels labelled 0 / cortical;
 - edge offset px: the mean signed distance (pixels, positive outside) of the predicted
   cancellous edge from the labelled cancellous region's edge, over edge pixels within 6 px of
   it; 0 when the edges coincide;
@@ -32,28 +32,22 @@ import sys
 import numpy as np
 from scipy import ndimage
 
-from jmedbench.config import build_config
+from jmedbench.cancellous import CANCELLOUS, CORTICAL
 from jmedbench.engine.backends import get_backend
 from jmedbench.engine.build import build_dataset
+from jmedbench.engine.export import stored_config
 from jmedbench.engine.pipeline import predict_subjects
+from jmedbench.engine.run import evaluation_subjects
 from jmedbench.engine.trained import load_run_model
 from jmedbench.errors import UserError
+from jmedbench.realism import signed_distance
 from jmedbench.registry import get_registry
 from jmedbench.runs import find_run
 from jmedbench.store import Store, default_store_location, store_exists
 
-CANCELLOUS = 2
+BACKGROUND = 0
 DISC_SLICE_PIXELS = 150
 EDGE_REACH_PX = 6
-
-
-def _edge_offset(mask: np.ndarray) -> np.ndarray:
-    """Per pixel, how far an edge through it lies from the edge of ``mask``, in pixels: 0 on
-    ``mask``'s own edge pixels, -1 one pixel further in, +1 on the first pixel outside, and so
-    on (Euclidean, so diagonal steps count 1.41)."""
-    inside = ndimage.distance_transform_edt(mask)
-    outside = ndimage.distance_transform_edt(~mask)
-    return np.where(mask, 1.0 - inside, outside)
 
 
 def error_breakdown(predictions: list[np.ndarray], labels: list[np.ndarray]) -> dict[str, float]:
@@ -71,36 +65,47 @@ def error_breakdown(predictions: list[np.ndarray], labels: list[np.ndarray]) -> 
                 continue
             edge = p & ~ndimage.binary_erosion(p)
             if edge.any():
-                d = _edge_offset(l)[edge]
+                # 0 on the label's own edge pixels (half a pixel inside its outline)
+                d = signed_distance(l, 1.0)[edge] + 0.5
                 offsets.append(d[np.abs(d) < EDGE_REACH_PX])
-    tp = confusion[2, 2]
-    labelled, predicted = confusion[2, :].sum(), confusion[:, 2].sum()
+    tp = confusion[CANCELLOUS, CANCELLOUS]
+    labelled, predicted = confusion[CANCELLOUS, :].sum(), confusion[:, CANCELLOUS].sum()
     edge = np.concatenate(offsets) if offsets else np.array([])
     return {
         "dice": float(2 * tp / max(1, labelled + predicted)),
         "recall": float(tp / max(1, labelled)),
         "precision": float(tp / max(1, predicted)),
-        "missed_as_cortical": int(confusion[2, 1]), "missed_as_background": int(confusion[2, 0]),
-        "added_from_background": int(confusion[0, 2]), "added_from_cortical": int(confusion[1, 2]),
+        "missed_as_cortical": int(confusion[CANCELLOUS, CORTICAL]),
+        "missed_as_background": int(confusion[CANCELLOUS, BACKGROUND]),
+        "added_from_background": int(confusion[BACKGROUND, CANCELLOUS]),
+        "added_from_cortical": int(confusion[CORTICAL, CANCELLOUS]),
         "edge_offset_px": float(edge.mean()) if edge.size else float("nan"),
         "disc_slices": disc_slices,
         "disc_fp_per_slice": float(disc_fp / disc_slices) if disc_slices else float("nan"),
     }
 
 
-def _subjects(registry, record: dict, name: str) -> list:
-    overrides = ({"dataset": record["dataset"], "seed": record["seed"]} if name == "phantom"
-                 else {"dataset": name, "seed": 0})
-    dataset = build_dataset(registry, build_config(record["profile"], overrides=overrides))
-    split = "test" if dataset.has_split("test") else next(iter(dataset.splits))
-    return dataset.split(split)
+def _scored_sets(registry, record: dict, names: list[str], loaded: dict) -> list[tuple[str, list]]:
+    """(name, subjects) of a run: its own dataset's test split, then each of ``names`` as
+    ``--eval-dataset`` scores it. ``loaded`` keeps the datasets built for earlier runs with the
+    same data options (a real dataset is read once, not once per run)."""
+    cfg = stored_config(record)
+    own = build_dataset(registry, cfg)
+    sets = [(f"{record['dataset']} test", own.split("test"))]
+    for name in names:
+        key = (name, repr(cfg.data))
+        if key not in loaded:
+            loaded[key] = build_dataset(registry, cfg, name)
+        sets.append((name, evaluation_subjects(loaded[key], own)[0]))
+    return sets
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", metavar="RUN_ID")
     parser.add_argument("--store", default=None, help="results store (default: jmedbench's)")
-    parser.add_argument("--datasets", default="phantom,example,example-dicom,tptbox-l3")
+    parser.add_argument("--datasets", default="example,example-dicom,tptbox-l3",
+                        help="comma-separated datasets as --eval-dataset takes them")
     parser.add_argument("--json", metavar="OUT", help="also write the rows as JSON")
     args = parser.parse_args(argv)
     from rich.console import Console
@@ -114,13 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     store = Store(location)
     backend = get_backend(registry, "torch")
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
-    rows = []
+    rows, loaded = [], {}
     try:
         for run_id in args.runs:
             record = find_run(store, run_id)
             model = load_run_model(registry, store, record["run_id"]).model
-            for name in names:
-                subjects = _subjects(registry, record, name)
+            for name, subjects in _scored_sets(registry, record, names, loaded):
                 predictions = predict_subjects(model, [s.image for s in subjects], 16, backend)
                 rows.append({"run_id": record["run_id"], "seed": record["seed"], "dataset": name,
                              **error_breakdown(predictions, [s.label for s in subjects])})

@@ -68,7 +68,7 @@ def _subjects(dataset: Dataset, split: str | None) -> list[Subject]:
     return []
 
 
-def _signed_distance(body: np.ndarray, pixel_mm: float) -> np.ndarray:
+def signed_distance(body: np.ndarray, pixel_mm: float) -> np.ndarray:
     """Signed distance (mm) of pixel centres from the outline: negative inside the body."""
     padded = np.pad(body, 1)
     inside = ndimage.distance_transform_edt(padded, sampling=pixel_mm)[1:-1, 1:-1]
@@ -149,7 +149,7 @@ def realism_stats(dataset: Dataset, split: str | None = None, name: str | None =
             body = label[s] > 0
             if not (label[s] == 2).any():
                 continue
-            sd = _signed_distance(body, pixel)
+            sd = signed_distance(body, pixel)
             for k, d in enumerate(PROFILE_MM):
                 ring = np.abs(sd - d) <= 0.5 * pixel
                 if d > 0:  # outside: only the neighbourhood of the body, not other bone
