@@ -22,7 +22,7 @@ File layout (all tables optional)::
                 [model.<name>] options for one model
     [strategy]  options for the strategy parts (e.g. ssl_iterations)
     [train]     steps, batch_size, lr, lr_schedule (constant | cosine), average_last, weight_decay,
-                channels_last (auto | on | off),
+                class_weighting (median-frequency | none), channels_last (auto | on | off),
                 compile (torch.compile the training forward pass)
     [eval]      batch_size, robustness (corruption families), severities, datasets (scored
                 after training besides the run's own test and shift splits)
@@ -45,6 +45,7 @@ BUILTIN_PROFILES = Path(__file__).parent / "configs"
 CHECKOUT_PROFILES = Path(__file__).resolve().parent.parent / "configs"
 PROFILES_ENV = "JMEDBENCH_CONFIGS"
 LR_SCHEDULES = ("constant", "cosine")  # jmedbench.engine.train.learning_rate
+CLASS_WEIGHTINGS = ("median-frequency", "none")  # jmedbench.engine.train.class_weights
 
 
 @dataclass
@@ -61,6 +62,7 @@ class TrainConfig:
     lr_schedule: str = "constant"  # constant | cosine (decay to 0 over the steps)
     average_last: float = 0.0    # fraction of the steps whose weights are averaged (SWA); 0: off
     weight_decay: float = 0.0
+    class_weighting: str = "median-frequency"  # median-frequency | none (cross-entropy weights)
     channels_last: str = "auto"  # auto | on | off: NHWC memory layout (jmedbench.engine.devices)
     compile: bool = False        # torch.compile the model for the training steps
 
@@ -225,6 +227,11 @@ def build_config(profile: str = "default", config_file: str | Path | None = None
         hint = suggest(cfg.train.lr_schedule, LR_SCHEDULES, n=1)
         raise UserError(f"train.lr_schedule {cfg.train.lr_schedule!r}: expected "
                         f"{' or '.join(LR_SCHEDULES)}"
+                        + (f" (did you mean {hint[0]}?)" if hint else ""))
+    if cfg.train.class_weighting not in CLASS_WEIGHTINGS:
+        hint = suggest(cfg.train.class_weighting, CLASS_WEIGHTINGS, n=1)
+        raise UserError(f"train.class_weighting {cfg.train.class_weighting!r}: expected "
+                        f"{' or '.join(CLASS_WEIGHTINGS)}"
                         + (f" (did you mean {hint[0]}?)" if hint else ""))
     if not 0.0 <= cfg.train.average_last <= 1.0:
         raise UserError(f"train.average_last {cfg.train.average_last}: must be a fraction of the "

@@ -14,20 +14,29 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from jmedbench.config import TrainConfig
+from jmedbench.config import CLASS_WEIGHTINGS, TrainConfig
 from jmedbench.engine.progress import Reporter
 from jmedbench.strategy import Strategy
 
 
-def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """Median-frequency balancing (Eigen & Fergus 2015): w_c = median(f) / f_c, where f_c is the
-    pixel frequency of class c. Classes absent from the data get weight 0 (nothing to learn);
-    weights are normalised to mean 1 over present classes."""
+def class_weights(labels: np.ndarray, num_classes: int,
+                  weighting: str = "median-frequency") -> np.ndarray:
+    """The cross-entropy's class weights (``[train] class_weighting``).
+
+    ``median-frequency`` (Eigen & Fergus 2015): w_c = median(f) / f_c, where f_c is the pixel
+    frequency of class c. ``none``: every class 1 (nnU-Net's plain cross-entropy; the soft Dice
+    term already balances the classes). Either way classes absent from the data get weight 0
+    (nothing to learn) and the weights are normalised to mean 1 over the present classes."""
+    if weighting not in CLASS_WEIGHTINGS:
+        raise ValueError(f"class weighting {weighting!r}: expected one of {CLASS_WEIGHTINGS}")
     counts = np.bincount(labels.ravel(), minlength=num_classes).astype(np.float64)
     freq = counts / counts.sum()
     present = freq > 0
     weights = np.zeros(num_classes)
-    weights[present] = np.median(freq[present]) / freq[present]
+    if weighting == "none":
+        weights[present] = 1.0
+    else:
+        weights[present] = np.median(freq[present]) / freq[present]
     weights[present] /= weights[present].mean()
     return weights.astype(np.float32)
 
@@ -107,7 +116,7 @@ def train_supervised(model: torch.nn.Module, strategy: Strategy, inputs: torch.T
     the model itself)."""
     reporter = reporter or Reporter()
     generator = torch.Generator().manual_seed(seed)
-    weights = torch.from_numpy(class_weights(labels.numpy(), num_classes))
+    weights = torch.from_numpy(class_weights(labels.numpy(), num_classes, cfg.class_weighting))
     if execution is not None:
         model = execution.place_model(model)
         weights = execution.to_device(weights)

@@ -69,7 +69,7 @@ class JittorBackend(Backend):
         jt = self.jt
         reporter = reporter or Reporter()
         generator = torch.Generator().manual_seed(seed)
-        weights_np = class_weights(labels.numpy(), num_classes)
+        weights_np = class_weights(labels.numpy(), num_classes, cfg.class_weighting)
         weights = jt.array(weights_np)
         model.train()
         optimiser = Adam(trainable(model), lr=cfg.lr, weight_decay=cfg.weight_decay)
