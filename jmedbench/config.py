@@ -202,6 +202,15 @@ def load_profile(name: str) -> dict[str, Any]:
     return read_toml(path)
 
 
+def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    """One line naming the key, the value and the choices (and the closest one) if ``value``
+    is not one of ``choices``."""
+    if value not in choices:
+        hint = suggest(value, choices, n=1)
+        raise UserError(f"{key} {value!r}: expected {' or '.join(choices)}"
+                        + (f" (did you mean {hint[0]}?)" if hint else ""))
+
+
 def build_config(profile: str = "default", config_file: str | Path | None = None,
                  overrides: dict[str, Any] | None = None) -> RunConfig:
     """The run configuration from a profile, an optional TOML file and CLI overrides.
@@ -223,16 +232,8 @@ def build_config(profile: str = "default", config_file: str | Path | None = None
         cfg = apply_mapping(cfg, nested, "command line")
     if cfg.train.steps < 1 or cfg.train.batch_size < 1:
         raise UserError("train.steps and train.batch_size must be at least 1")
-    if cfg.train.lr_schedule not in LR_SCHEDULES:
-        hint = suggest(cfg.train.lr_schedule, LR_SCHEDULES, n=1)
-        raise UserError(f"train.lr_schedule {cfg.train.lr_schedule!r}: expected "
-                        f"{' or '.join(LR_SCHEDULES)}"
-                        + (f" (did you mean {hint[0]}?)" if hint else ""))
-    if cfg.train.class_weighting not in CLASS_WEIGHTINGS:
-        hint = suggest(cfg.train.class_weighting, CLASS_WEIGHTINGS, n=1)
-        raise UserError(f"train.class_weighting {cfg.train.class_weighting!r}: expected "
-                        f"{' or '.join(CLASS_WEIGHTINGS)}"
-                        + (f" (did you mean {hint[0]}?)" if hint else ""))
+    _check_choice("train.lr_schedule", cfg.train.lr_schedule, LR_SCHEDULES)
+    _check_choice("train.class_weighting", cfg.train.class_weighting, CLASS_WEIGHTINGS)
     if not 0.0 <= cfg.train.average_last <= 1.0:
         raise UserError(f"train.average_last {cfg.train.average_last}: must be a fraction of the "
                         "steps, from 0 (off) to 1")

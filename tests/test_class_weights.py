@@ -6,7 +6,6 @@ import pytest
 
 from jmedbench.config import build_config
 from jmedbench.engine.train import class_weights
-from jmedbench.errors import UserError
 
 
 def labels_with_counts(*counts: int) -> np.ndarray:
@@ -34,15 +33,3 @@ def test_an_absent_class_gets_weight_zero_and_the_rest_mean_one(weighting):
 
 def test_the_default_profile_keeps_median_frequency_weighting():
     assert build_config("default").train.class_weighting == "median-frequency"
-
-
-@pytest.mark.parametrize("value, message", [
-    ("nnone", "train.class_weighting 'nnone': expected median-frequency or none "
-              "(did you mean none?)"),
-    ("inverse", "train.class_weighting 'inverse': expected median-frequency or none")])
-def test_an_unknown_class_weighting_is_one_line_with_the_choices(tmp_path, value, message):
-    path = tmp_path / "c.toml"
-    path.write_text(f'[train]\nclass_weighting = "{value}"\n')
-    with pytest.raises(UserError) as err:
-        build_config("quick", config_file=path)
-    assert str(err.value) == message

@@ -64,12 +64,17 @@ def test_image_size_must_fit_the_models():
         build_config("quick", overrides={"data.image_size": 50})
 
 
-@pytest.mark.parametrize("value, message", [
-    ("cosin", "train.lr_schedule 'cosin': expected constant or cosine (did you mean cosine?)"),
-    ("linear", "train.lr_schedule 'linear': expected constant or cosine")])
-def test_an_unknown_lr_schedule_is_one_line_with_the_choices(tmp_path, value, message):
+@pytest.mark.parametrize("key, value, message", [
+    ("lr_schedule", "cosin",
+     "train.lr_schedule 'cosin': expected constant or cosine (did you mean cosine?)"),
+    ("lr_schedule", "linear", "train.lr_schedule 'linear': expected constant or cosine"),
+    ("class_weighting", "nnone", "train.class_weighting 'nnone': expected median-frequency or "
+                                 "none (did you mean none?)"),
+    ("class_weighting", "inverse",
+     "train.class_weighting 'inverse': expected median-frequency or none")])
+def test_an_unknown_training_choice_is_one_line_with_the_choices(tmp_path, key, value, message):
     path = tmp_path / "c.toml"
-    path.write_text(f'[train]\nlr_schedule = "{value}"\n')
+    path.write_text(f'[train]\n{key} = "{value}"\n')
     with pytest.raises(UserError) as err:
         build_config("quick", config_file=path)
     assert str(err.value) == message
