@@ -28,7 +28,7 @@ RIB_WALL_MM = 0.8
 ARCH_WALL_MM = {"pedicles": 1.6, "lamina": 2.0, "spinous": 1.5, "transverse": 1.0,
                 "facets": 1.4}
 """Cortical walls of the posterior elements (mm, scaled per subject by ``Spine.arch_wall``):
-far thicker than the body's 0.12-0.55 mm shell. The pedicle's cortex is 1-2.5 mm (thickest
+far thicker than the body's 0.2-0.6 mm shell. The pedicle's cortex is 1-2.5 mm (thickest
 medially), the lamina is a plate of mostly compact bone, the articular processes carry
 subchondral bone; imaged at 1-1.5 mm pixels they read as solid bone around a thin core."""
 

@@ -7,9 +7,7 @@ output pixel (box sampling), blurred by the rest of the point-spread function (a
 variance adds to the pixel box's to the protocol's ``sigma_mm``), calibrated (site offset and
 HU scale above water), and given noise whose power spectrum is a filtered-back-projection ramp
 rolled off by the same kernel (NPS ~ |f| exp(-(2 pi sigma f)^2)), at the protocol's dose level.
-A share of scans is then stored on a coarser grid and resampled back, as archives and public
-datasets deliver them (:class:`Archive`). The image is then rounded to integer HU (CT stores
-integers).
+The image is then rounded to integer HU (CT stores integers).
 """
 
 from __future__ import annotations
