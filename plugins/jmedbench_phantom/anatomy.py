@@ -43,13 +43,12 @@ class VertebralBody:
     the centre (the concave posterior wall facing the canal), between two concave endplates.
 
     Physical bone, drawn on the fine grid (:mod:`jmedbench_phantom.vertebra`): a cortical shell
-    ``shell`` mm thick (0.12-0.55 mm as compact bone's partial-volume equivalent, thinner with
-    age), endplates ``endplate`` mm thick (thicker with age: sclerosis), curved into the body
-    by ``concavity`` mm at the centre; trabecular bone of volume fraction ``bvtv`` (set from
-    the subject's true BMD and marrow) modulated by a texture of relative amplitude
-    ``texture``. ``wedge``: anterior height loss of a compression fracture
-    (fraction of the height, 0 = none); ``schmorl``: (u, v, radius, depth, which endplate
-    0 = upper / 1 = lower) herniations of the disc into an endplate."""
+    ``shell`` mm thick (0.3-1 mm, thinner with age), endplates ``endplate`` mm thick (thicker
+    with age: sclerosis), curved into the body by ``concavity`` mm at the centre; trabecular
+    bone of volume fraction ``bvtv`` (set from the subject's true BMD and marrow) modulated by a
+    texture of relative amplitude ``texture``. ``wedge``: anterior height loss of a compression
+    fracture (fraction of the height, 0 = none); ``schmorl``: (u, v, radius, depth, which
+    endplate 0 = upper / 1 = lower) herniations of the disc into an endplate."""
 
     name: str
     top: float
@@ -92,7 +91,6 @@ class Spine:
     spinous_len: float
     transverse_len: float
     tilt: float = 0.0  # slope dz/dv of the endplates (sagittal tilt against the axial plane)
-    arch_wall: float = 1.0  # scale of the posterior elements' cortical walls (render.ARCH_WALL_MM)
 
     def centre(self, z: float) -> tuple[float, float]:
         c, s = math.cos(self.angle), math.sin(self.angle)
@@ -162,10 +160,9 @@ def draw_anatomy(rng: np.random.Generator, person: Person, site: Site) -> Anatom
     ry1 = u(18.5, 22.0) if male else u(17.0, 20.5)
     power, dent, waist = u(2.1, 2.8), u(1.5, 4.0), u(0.03, 0.08)
     # Ritzel et al. 1997: the vertebral shell is 0.2-0.5 mm of compact bone, thicker
-    # where it carries load, porous (condensed trabeculae), thinning with age: as a
-    # partial-volume equivalent of compact bone 0.12-0.55 mm at 39 y, up to 0.1 mm thinner at
-    # 80 y (a porous 0.2 mm shell images like 0.12 mm of compact bone).
-    shell = u(0.12, 0.55) - 0.1 * age_f * u(0.5, 1.0)
+    # where it carries load, porous, thinning with age: as a partial-volume equivalent of
+    # compact bone 0.2-0.6 mm at 39 y, up to 0.12 mm thinner at 80 y.
+    shell = u(0.2, 0.6) - 0.12 * age_f * u(0.5, 1.0)
     l1 = VertebralBody("L1", 0.0, h1, rx1, ry1, power, dent, shell, waist)
     l2 = VertebralBody("L2", h1 + d12, h2, rx1 * u(1.02, 1.06), ry1 * u(1.0, 1.04),
                        power + u(-0.1, 0.1), dent, shell * u(0.97, 1.03), waist)
@@ -179,12 +176,9 @@ def draw_anatomy(rng: np.random.Generator, person: Person, site: Site) -> Anatom
     phase = rng.choice(list(CONTRAST_PHASES), p=[v[0] for v in CONTRAST_PHASES.values()])
     hu = {k: u(*r) for k, r in CONTRAST_PHASES[phase][1].items()}
     fatty = 12.0 * age_f * u(0.0, 1.0)  # fatty infiltration of muscle with age
-    # Discs on CT: 70-110 HU, the nucleus a little below the annulus (hardly told apart
-    # without MR); degeneration (dehydration, then fibrosis) raises and evens them out.
-    annulus = u(80.0, 105.0) + 8.0 * age_f * u(0.0, 1.0)
     hu.update(fat=u(-110.0, -85.0), subcutaneous=u(-115.0, -90.0), skin=u(20.0, 50.0),
-              muscle=u(45.0, 58.0) - fatty, disc_annulus=annulus,
-              disc_nucleus=annulus - u(5.0, 25.0), posterior_bone=u(1000.0, 1500.0),
+              muscle=u(45.0, 58.0) - fatty, disc_annulus=u(90.0, 120.0),
+              disc_nucleus=u(60.0, 90.0), posterior_bone=u(1000.0, 1500.0),
               # the arch's cancellous bone is denser than the body's and ages with it
               marrow=min(max(person.true_bmd + u(30.0, 120.0), 90.0), 300.0),
               rib_bone=u(1200.0, 1500.0), sac=u(5.0, 25.0),
@@ -255,7 +249,6 @@ def draw_anatomy(rng: np.random.Generator, person: Person, site: Site) -> Anatom
     bvtv = (person.true_bmd - 15.0 - hu["bone_marrow"]) / (hu["trabecular_tissue"]
                                                           - hu["bone_marrow"])
     spine.tilt = math.tan(math.radians(u(-10.0, 14.0)))
-    spine.arch_wall = u(0.8, 1.2) * (1.0 - 0.15 * age_f)  # cortices thin with age
     fractures = []
     for b in (l1, l2):
         b.bvtv = float(min(max(bvtv, 0.01), 0.45))
@@ -279,7 +272,6 @@ def draw_anatomy(rng: np.random.Generator, person: Person, site: Site) -> Anatom
              "cortical_bone_hu": round(hu["cortex"], 1), "marrow_hu": round(hu["bone_marrow"], 1),
              "bone_volume_fraction": round(l1.bvtv, 4), "fractures": fractures,
              "schmorl_nodes": len(l1.schmorl) + len(l2.schmorl),
-             "endplate_mm": round(l1.endplate, 2), "sleeve_mm": round(u(2.5, 7.0), 2),
-             "arch_wall_scale": round(spine.arch_wall, 3)}
+             "endplate_mm": round(l1.endplate, 2), "sleeve_mm": round(u(2.5, 7.0), 2)}
     return Anatomy([l1, l2], discs, spine, hu, body_outline, aorta, plaques, ivc, kidneys, bowel,
                    ribs, osteophytes, islands, vacuum, facts)

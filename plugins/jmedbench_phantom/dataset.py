@@ -30,7 +30,7 @@ from jmedbench_phantom.canvas import Canvas
 from jmedbench_phantom.cohort import (AGE_LAW, DEFAULT_BMD_SCATTER_HU, SITES, Person, Site,
                                       draw_person)
 from jmedbench_phantom.render import SubjectRenderer
-from jmedbench_phantom.scanner import (Archive, block_average, blur, calibrate, draw_protocol,
+from jmedbench_phantom.scanner import (block_average, blur, calibrate, draw_protocol,
                                        kernel_weights, supersampling)
 from jmedbench_phantom.texture import FieldBank, noise_bank, trabecular_bank
 from jmedbench_phantom.vertebra import VertebraPainter
@@ -179,9 +179,6 @@ def render_subject(person: Person, site: Site, size: int, n_slices: int, banks: 
     painter = VertebraPainter(anat, canvas)
     psf = kernel_weights(protocol, pixel)
     noise_bank_ = banks.noise(protocol.noise_cutoff)
-    phase = rng.uniform(-0.5, 0.5)
-    archive = (Archive(size, pixel, protocol.archive_mm, phase)
-               if protocol.archive_mm and protocol.archive_mm > 1.1 * pixel else None)
 
     images = np.empty((n_slices, size, size), np.float32)
     labels = np.zeros((n_slices, size, size), np.uint8)
@@ -200,12 +197,8 @@ def render_subject(person: Person, site: Site, size: int, n_slices: int, banks: 
         image = blur(block_average(fine, k), psf)
         calibrate(image, protocol)
         image += protocol.noise_hu * noise_bank_.crop(rng)
-        coarse = [block_average(f, k) for i, f in enumerate(fractions) if i in painter.touched]
-        if archive is not None:  # stored coarser, resampled back by the loader
-            image = archive.load(archive.store(image))
-            coarse = [archive.load(mask.astype(np.float32)) for mask in
-                      bodies_from_fractions([archive.store(f) for f in coarse])]
         images[s] = image
+        coarse = [block_average(f, k) for i, f in enumerate(fractions) if i in painter.touched]
         if coarse:
             labels[s] = split_bodies_2d(bodies_from_fractions(coarse), (pixel, pixel),
                                         erosion_mm)
@@ -326,6 +319,7 @@ def make_phantom_dataset(seed: int = 0, image_size: int = 128, train_subjects: i
         task = progress.add_task("phantom", total=total)
         _fill_splits(plan, splits, seed, image_size, slices_per_subject, bmd_scatter_hu,
                      erosion_mm, cache_dir, banks, progress, task)
+    name = "phantom" if train_site == "N" else f"phantom-{train_site.lower()}"
     name = "phantom" if train_site == "N" else f"phantom-{train_site.lower()}"
     info = {
         "seed": seed, "image_size": image_size, "train_site": train_site,

@@ -23,14 +23,8 @@ from jmedbench_phantom.anatomy import Anatomy
 from jmedbench_phantom.canvas import Canvas, Layer, Stamp, paint, paint_ring
 
 
-RIB_WALL_MM = 0.8
-"""Cortex of the ribs."""
-ARCH_WALL_MM = {"pedicles": 1.6, "lamina": 2.0, "spinous": 1.5, "transverse": 1.0,
-                "facets": 1.4}
-"""Cortical walls of the posterior elements (mm, scaled per subject by ``Spine.arch_wall``):
-far thicker than the body's 0.2-0.6 mm shell. The pedicle's cortex is 1-2.5 mm (thickest
-medially), the lamina is a plate of mostly compact bone, the articular processes carry
-subchondral bone; imaged at 1-1.5 mm pixels they read as solid bone around a thin core."""
+POSTERIOR_WALL_MM = 0.8
+"""Cortex of the posterior elements and ribs: thicker than the body's shell."""
 
 
 def superellipse(canvas: Canvas, cx: float, cy: float, rx: float, ry: float, power: float,
@@ -200,7 +194,6 @@ class SubjectRenderer:
         back_wall = ry - b.dent
         vc = back_wall + 1.5 + sp.canal_h  # the canal's centre
         bone, marrow, a = hu["posterior_bone"], hu["marrow"], sp.angle
-        wall = {name: mm * sp.arch_wall for name, mm in ARCH_WALL_MM.items()}
 
         def at(u: float, v: float) -> tuple[float, float]:
             return sp.to_image(0.0, u, v)
@@ -210,25 +203,25 @@ class SubjectRenderer:
                 tl = sp.transverse_len
                 x, y = at(side * (sp.canal_w + 4.0 + tl / 2), vc - 1.0)
                 paint_ring(layer, canvas, x, y, tl / 2 + 2.0, 4.0, a - side * 0.15,
-                           wall["transverse"], bone, marrow)
+                           POSTERIOR_WALL_MM, bone, marrow)
         elif element == "pedicles":
             for side in (-1, 1):
                 x, y = at(side * (sp.canal_w + 2.5), back_wall + 0.9 * sp.canal_h)
-                paint_ring(layer, canvas, x, y, 4.5, sp.canal_h + 3.0, a, wall["pedicles"], bone,
+                paint_ring(layer, canvas, x, y, 4.5, sp.canal_h + 3.0, a, POSTERIOR_WALL_MM, bone,
                            marrow)
         elif element == "facets":
             for side in (-1, 1):
                 x, y = at(side * (sp.canal_w + 4.0), vc + 0.6 * sp.canal_h + 3.0)
-                paint_ring(layer, canvas, x, y, 5.0, 6.5, a + side * 0.5, wall["facets"], bone,
+                paint_ring(layer, canvas, x, y, 5.0, 6.5, a + side * 0.5, POSTERIOR_WALL_MM, bone,
                            marrow)
         elif element == "lamina":  # the roof of the canal (the canal is carved out after)
             x, y = at(0.0, vc + 0.45 * sp.canal_h + 1.0)
             paint_ring(layer, canvas, x, y, sp.canal_w + 5.0, 0.9 * sp.canal_h + 3.5, a,
-                       wall["lamina"], bone, marrow)
+                       POSTERIOR_WALL_MM, bone, marrow)
         elif element == "spinous":
             sl = sp.spinous_len
             x, y = at(0.0, vc + sp.canal_h + 3.0 + sl / 2)
-            paint_ring(layer, canvas, x, y, 3.5, sl / 2 + 1.5, a, wall["spinous"], bone, marrow)
+            paint_ring(layer, canvas, x, y, 3.5, sl / 2 + 1.5, a, POSTERIOR_WALL_MM, bone, marrow)
         elif element == "canal":
             x, y = at(0.0, vc)
             paint(layer, canvas.ellipse(x, y, sp.canal_w + 1.0, sp.canal_h + 1.0, a), hu["fat"])
@@ -287,7 +280,7 @@ class SubjectRenderer:
             layer = self._layer
             hu = self.anat.hu
             x, y = self.ref[0] + side * dx, self.ref[1] + dy
-            paint_ring(layer, self.canvas, x, y, 7.0, 4.5, side * -0.7, RIB_WALL_MM,
+            paint_ring(layer, self.canvas, x, y, 7.0, 4.5, side * -0.7, POSTERIOR_WALL_MM,
                        hu["rib_bone"], hu["marrow"])
             self._stamps[key] = layer.stamp()
         return self._stamps[key]

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import correlate1d, gaussian_filter, map_coordinates
+from scipy.ndimage import correlate1d
 
 from jmedbench_phantom.cohort import Site
 
@@ -24,12 +24,6 @@ FINE_TARGET_MM = 0.45
 """Fine-grid pixel at most this size: finer than the kernel's blur at every protocol."""
 NOISE_CUTOFFS = (0.08, 0.12, 0.17, 0.24, 0.34, 0.48)
 """Cycles/mm of the noise banks; a protocol uses the nearest to 1 / (2 pi sigma)."""
-ARCHIVED_PROBABILITY = 0.35
-"""Share of subjects whose scan reaches the benchmark stored on a coarser grid than the models'
-(a public dataset resampled to 1.5 mm, a 3 mm archive, a low-dose CT kept at the PET's
-matrix); the loader then resamples it to the models' grid, as ``jmedbench_ctio`` does."""
-ARCHIVE_MM = (1.5, 3.2)
-"""Range of the archive's pixel (log-uniform) when a scan is archived."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +36,6 @@ class Protocol:
     noise_hu: float
     calibration_hu: float
     bone_scale: float
-    archive_mm: float | None = None
 
     @property
     def noise_cutoff(self) -> float:
@@ -56,18 +49,15 @@ class Protocol:
     def to_dict(self) -> dict:
         return {"slice_mm": self.slice_mm, "sigma_mm": round(self.sigma_mm, 3),
                 "noise_hu": round(self.noise_hu, 2), "noise_cutoff": self.noise_cutoff,
-                "calibration_hu": self.calibration_hu, "bone_scale": self.bone_scale,
-                "archive_mm": None if self.archive_mm is None else round(self.archive_mm, 3)}
+                "calibration_hu": self.calibration_hu, "bone_scale": self.bone_scale}
 
 
 def draw_protocol(rng: np.random.Generator, site: Site) -> Protocol:
     lo, hi = site.sigma_mm
     sigma = math.exp(rng.uniform(math.log(lo), math.log(hi)))
     noise = rng.uniform(*site.noise_hu)
-    archived = rng.random() < ARCHIVED_PROBABILITY
-    archive = math.exp(rng.uniform(math.log(ARCHIVE_MM[0]), math.log(ARCHIVE_MM[1])))
     return Protocol(site.slice_mm, site.sub_planes, sigma, noise, site.calibration_hu,
-                    site.bone_scale, archive if archived else None)
+                    site.bone_scale)
 
 
 def supersampling(pixel_mm: float) -> int:
@@ -117,38 +107,3 @@ def calibrate(image: np.ndarray, protocol: Protocol) -> None:
     if protocol.bone_scale != 1.0:
         image += (protocol.bone_scale - 1.0) * np.maximum(image, 0.0)
     image += protocol.calibration_hu
-
-
-class Archive:
-    """A scan stored on a coarser grid and resampled back to the output grid by the loader.
-
-    The scanner's image (on the output grid) is averaged over each archive pixel (a Gaussian
-    that adds the variance of the archive pixel's box beyond the output pixel's own, then
-    sampled at the archive's pixel centres: what resampling a reconstruction to a coarser grid
-    with anti-aliasing does), and the loader's linear interpolation brings it
-    back to the output grid (``jmedbench_ctio`` resamples every real scan with ``order=1``). Body
-    masks take the same way: their fractions on the archive grid are cut at one half (an
-    annotation made on the archive), resampled linearly and cut at one half again."""
-
-    def __init__(self, size: int, pixel_mm: float, archive_mm: float, phase: float = 0.0
-                 ) -> None:
-        """``phase``: where the archive's grid lies against the output grid, in archive
-        pixels (-0.5 to 0.5)."""
-        ratio = archive_mm / pixel_mm
-        self.sigma_px = math.sqrt(max(ratio * ratio - 1.0, 0.0) / 12.0)
-        n = max(2, int(math.floor(size / ratio)))
-        centre = (size - 1) / 2.0 + phase * ratio
-        down = centre + (np.arange(n) - (n - 1) / 2.0) * ratio  # archive centres, output px
-        up = (np.arange(size) - centre) / ratio + (n - 1) / 2.0  # output centres, archive px
-        self._down = np.meshgrid(down, down, indexing="ij")
-        self._up = np.meshgrid(up, up, indexing="ij")
-
-    def store(self, image: np.ndarray) -> np.ndarray:
-        """The archive's image of one output-grid plane."""
-        averaged = gaussian_filter(image, self.sigma_px, mode="nearest", truncate=3.0)
-        return map_coordinates(averaged, self._down, order=1, mode="nearest")
-
-    def load(self, archived: np.ndarray) -> np.ndarray:
-        """The loader's image of one archive plane on the output grid."""
-        return map_coordinates(archived.astype(np.float32), self._up, order=1,
-                               mode="nearest").astype(np.float32)
