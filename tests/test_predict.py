@@ -353,6 +353,30 @@ def test_a_weights_file_of_another_model_is_refused(trained, registry, tmp_path,
     assert code == 2 and f"weights {plain}: not a jmedbench run's weights file" in err
 
 
+def test_weights_trained_on_another_input_mapping_are_refused(trained, registry, tmp_path,
+                                                               capsys):
+    """A model sees HU through one window (engine.preprocess); a file from before the window was
+    recorded, or from another window, would be fed inputs it never saw: refused, not guessed."""
+    from jmedbench.engine.preprocess import INPUT_MAPPING
+
+    store, run_id = trained
+    weights = Path(store.get_run(run_id)["artifacts"]["weights"])
+    meta = read_metadata(weights)
+    assert meta["input"] == INPUT_MAPPING
+    model = load_run_model(registry, store, run_id)
+    unrecorded = {k: v for k, v in meta.items() if k != "input"}
+    for name, header, mapping in [("old.safetensors", unrecorded, "hu-clip[-1024,3071]/1000"),
+                                  ("other.safetensors", {**meta, "input": "z-score"}, "z-score")]:
+        path = tmp_path / name
+        save_weights(model.model, path, header)
+        code = cli("predict", run_id, str(CT), "--slices", "1:2", "--out", str(tmp_path / "o"),
+                   "--weights", str(path), "--store", str(store.path))
+        err = " ".join(capsys.readouterr().err.split())
+        assert code == 2 and f"weights {path} were trained on inputs {mapping}" in err
+        assert "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("args, message", [
     (["--slices", "5"], "--slices '5': expected FIRST:LAST"),
     (["--slices", "9:3"], "need 0 <= FIRST <= LAST"),

@@ -13,8 +13,8 @@ def register(sub) -> None:
                                       "onnxruntime against torch")
     p.add_argument("run_id", metavar="RUN_ID")
     p.add_argument("--onnx", required=True, type=Path, metavar="FILE",
-                   help="output .onnx file (input 'image' (N, 1, H, W) = HU / 1000, output "
-                        "'logits' (N, 3, H, W))")
+                   help="output .onnx file (input 'image' (N, 1, H, W) = HU clipped to "
+                        "-250..1250, / 1000; output 'logits' (N, 3, H, W))")
     p.add_argument("--overwrite", action="store_true", help="replace an existing FILE")
     p.add_argument("--images", type=int, default=8, metavar="N",
                    help="test images the check compares on (default 8)")

@@ -2,7 +2,7 @@
 the run's own test images (the same dataset, seed and image size, rebuilt from its config).
 
 The graph takes ``image`` (N, 1, H, W) float32, the model input of
-:func:`jmedbench.engine.preprocess.hu_to_input` (HU clipped to -1024..3071, divided by 1000),
+:func:`jmedbench.engine.preprocess.hu_to_input` (HU clipped to -250..1250, divided by 1000),
 and gives ``logits`` (N, 3, H, W); the batch size is free. Written with torch's TorchScript
 exporter (``dynamo=False``: the dynamo exporter needs ``onnxscript``), opset 17.
 """

@@ -5,8 +5,8 @@ The file is ``<artifacts>/<run_id>/model.safetensors`` (the store's artifacts fo
 in the run as ``artifacts["weights"]``): the state dict of the model as trained (wrapped by the
 strategy where it wraps one, e.g. a spatial transformer in front), and in its header what
 rebuilds it: model name and options, strategy and its options, backend, image size and the
-field of view of the training images (mm), the run id. It loads back with ``--weights`` as any
-weights file.
+field of view of the training images (mm), the HU-to-input mapping the model was trained on,
+the run id. It loads back with ``--weights`` as any weights file.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 from jmedbench.config import RunConfig
 from jmedbench.data import Dataset
 from jmedbench.engine.build import build_strategy, instantiate_model
+from jmedbench.engine.preprocess import INPUT_MAPPING
 from jmedbench.errors import UserError
 from jmedbench.grid import DEFAULT_FOV_MM
 from jmedbench.registry import Registry
@@ -31,6 +32,8 @@ from jmedbench.weights import check_compatible, read_metadata, read_state_dict, 
 
 WEIGHTS_NAME = "model.safetensors"
 FORMAT = "jmedbench-run-weights/1"
+# What files written before the mapping was recorded were trained on (the full CT range).
+UNRECORDED_MAPPING = "hu-clip[-1024,3071]/1000"
 
 
 @dataclass
@@ -62,7 +65,8 @@ def weights_metadata(cfg: RunConfig, run_id: str, dataset: Dataset) -> dict[str,
             "model_options": {"generic": generic, "own": own if isinstance(own, dict) else {}},
             "strategy": cfg.strategy, "strategy_options": cfg.strategy_options,
             "backend": cfg.backend, "image_size": cfg.data.image_size,
-            "fov_mm": training_fov_mm(dataset, cfg.data.image_size), "dataset": cfg.dataset}
+            "fov_mm": training_fov_mm(dataset, cfg.data.image_size), "dataset": cfg.dataset,
+            "input": INPUT_MAPPING}
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()}
 
 
@@ -121,6 +125,10 @@ def load_run_model(registry: Registry, store: Store, run_id: str,
     if meta.get("model") != record["model"]:
         raise UserError(f"weights {path} hold model '{meta.get('model')}', but run "
                         f"{record['run_id']} trained '{record['model']}'")
+    mapping = meta.get("input", UNRECORDED_MAPPING)
+    if mapping != INPUT_MAPPING:
+        raise UserError(f"weights {path} were trained on inputs {mapping}, but this jmedbench "
+                        f"feeds models {INPUT_MAPPING}: train run {record['run_id']} again")
     spec = registry.model(meta["model"], meta.get("backend", "torch"))
     options = meta.get("model_options") or {}
     model, _ = instantiate_model(spec, options.get("own") or {},

@@ -2,7 +2,7 @@
 ``geo`` (flip / rotate / scale of image and label together, off unless asked for).
 
 Both act on torch tensors as the engine hands them over: images (B, 1, H, W) already mapped by
-:func:`jmedbench.engine.preprocess.hu_to_input` (HU / 1000, clipped to [-1.024, 3.071]) and
+:func:`jmedbench.engine.preprocess.hu_to_input` (HU / 1000, clipped to [-0.25, 1.25]) and
 labels (B, H, W) int64. Every random number comes from the ``torch.Generator`` passed in, so a
 run's seed fixes every augmented batch.
 
@@ -26,13 +26,13 @@ from jmedbench.strategy import Strategy
 INPUT_MIN, INPUT_MAX = HU_MIN / HU_SCALE, HU_MAX / HU_SCALE
 
 # Ranges at strength 1, in input units (1.0 = 1000 HU). Chosen so that the classes stay
-# separable to a human reader: cortical bone (~1.5) stays far above cancellous (~0.2) and soft
-# tissue (~0.05) under any single draw.
+# separable to a human reader: a cortical rim (~0.3-0.5 imaged) stays above cancellous (~0.1-0.2)
+# and soft tissue (~0.05) under any single draw.
 BRIGHTNESS = 0.05      # additive shift, +-50 HU: scanner calibration drift
 CONTRAST = 0.20        # multiplicative about the image mean, x0.8 .. x1.2
 GAMMA_LOG = 0.30       # gamma in exp(+-0.3) ~ 0.74 .. 1.35 on the image's own range
-WINDOW_LOW = (-1.024, -0.2)   # lower window edge: air .. fat survives
-WINDOW_HIGH = (1.6, 3.071)    # upper window edge: cortical bone (~1.5) always survives
+WINDOW_LOW = (INPUT_MIN, -0.15)   # lower window edge: air .. just below fat (~-0.1), which survives
+WINDOW_HIGH = (0.8, INPUT_MAX)    # upper window edge: imaged cortical rims always survive
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
