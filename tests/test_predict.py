@@ -353,6 +353,17 @@ def test_a_weights_file_of_another_model_is_refused(trained, registry, tmp_path,
     assert code == 2 and f"weights {plain}: not a jmedbench run's weights file" in err
 
 
+def test_models_see_hu_through_one_window():
+    from jmedbench.engine.preprocess import INPUT_MAPPING, hu_to_input
+
+    hu = np.array([[[-1024.0, -250.0, -100.0, 0.0], [40.0, 1250.0, 2000.0, 3071.0]]], np.float32)
+    x = hu_to_input(hu)
+    assert x.shape == (1, 1, 2, 4) and x.dtype == np.float32
+    np.testing.assert_allclose(x[0, 0], [[-0.25, -0.25, -0.1, 0.0], [0.04, 1.25, 1.25, 1.25]],
+                               rtol=1e-6)
+    assert INPUT_MAPPING == "hu-clip[-250,1250]/1000"
+
+
 def test_weights_trained_on_another_input_mapping_are_refused(trained, registry, tmp_path,
                                                                capsys):
     """A model sees HU through one window (engine.preprocess); a file from before the window was
