@@ -12,8 +12,15 @@ import numpy as np
 # phantom missed the real example's body in 1 seed of 10 (cancellous Dice 0.544); with this
 # window its worst seed of 10 scored 0.779 (docs/phantom.md, "An input window").
 HU_MIN, HU_MAX, HU_SCALE = -250.0, 1250.0, 1000.0
+
+
+def mapping_name(hu_min: float, hu_max: float, scale: float) -> str:
+    """How a weights file names the mapping its model was trained on."""
+    return f"hu-clip[{hu_min:g},{hu_max:g}]/{scale:g}"
+
+
 # Recorded in every run's weights file: a model trained under another mapping is refused.
-INPUT_MAPPING = f"hu-clip[{HU_MIN:g},{HU_MAX:g}]/{HU_SCALE:g}"
+INPUT_MAPPING = mapping_name(HU_MIN, HU_MAX, HU_SCALE)
 
 
 def hu_to_input(images: np.ndarray) -> np.ndarray:

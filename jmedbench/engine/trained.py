@@ -21,7 +21,7 @@ import numpy as np
 from jmedbench.config import RunConfig
 from jmedbench.data import Dataset
 from jmedbench.engine.build import build_strategy, instantiate_model
-from jmedbench.engine.preprocess import INPUT_MAPPING
+from jmedbench.engine.preprocess import INPUT_MAPPING, mapping_name
 from jmedbench.errors import UserError
 from jmedbench.grid import DEFAULT_FOV_MM
 from jmedbench.registry import Registry
@@ -33,7 +33,7 @@ from jmedbench.weights import check_compatible, read_metadata, read_state_dict, 
 WEIGHTS_NAME = "model.safetensors"
 FORMAT = "jmedbench-run-weights/1"
 # What files written before the mapping was recorded were trained on (the full CT range).
-UNRECORDED_MAPPING = "hu-clip[-1024,3071]/1000"
+UNRECORDED_MAPPING = mapping_name(-1024.0, 3071.0, 1000.0)
 
 
 @dataclass

@@ -95,7 +95,7 @@ def build(spec: ModelSpec, width: int | None = CHECK_WIDTH, seed: int | None = N
 
 
 def _input(batch: int, h: int, w: int, seed: int) -> torch.Tensor:
-    # Values of about the scale models see (HU / 1000 in a window, see engine.preprocess).
+    # Values on about the scale models see (HU / 1000 within a window, see engine.preprocess).
     g = torch.Generator().manual_seed(seed)
     return torch.randn(batch, IN_CHANNELS, h, w, generator=g)
 
