@@ -20,6 +20,7 @@ from jmedbench.engine.build import build_dataset
 from jmedbench.errors import UserError
 from jmedbench_phantom.cohort import AGE_LAW, AGE_RANGE, SITES, STORED_OFFSET
 from jmedbench_phantom.dataset import BMD_TOLERANCE_HU, draw_cohort, make_phantom_dataset
+from jmedbench_phantom.scanner import THIN_SLICE_MM
 
 SMALL = dict(train_subjects=3, val_subjects=1, test_subjects=1, shift_subjects=3,
              unlabelled_subjects=1, slices_per_subject=8)
@@ -47,7 +48,8 @@ def test_arrays_are_ct_like_and_labels_are_the_three_classes(phantom):
         assert set(np.unique(s.label)) <= {0, 1, 2}
         assert np.array_equal(s.image, np.rint(s.image))  # integers, as CT stores them
         assert s.image.min() >= -1024 and s.image.max() <= 3071
-        assert s.spacing[0] == SITES[s.site].slice_mm
+        assert s.spacing[0] in (SITES[s.site].slice_mm, *THIN_SLICE_MM)
+        assert s.spacing[0] == s.meta["protocol"]["slice_mm"] == s.meta["slice_thickness_mm"]
         assert s.spacing[1] == s.spacing[2] == pytest.approx(SITES[s.site].fov_mm / 128, rel=0.06)
 
 
@@ -142,8 +144,30 @@ def test_site_s_has_thicker_slices_and_larger_vertebrae_in_pixels(phantom):
         return np.mean(areas)
 
     assert labelled_area("S") > 1.1 * labelled_area("N")
-    assert {s.spacing[0] for s in by_site(phantom, "S")} == {5.0}
-    assert {s.spacing[0] for s in by_site(phantom, "N")} == {3.0}
+    # each site's own reconstructions (the rest are thin-slice reads of the same studies)
+    assert {s.spacing[0] for s in by_site(phantom, "S")} - set(THIN_SLICE_MM) == {5.0}
+    assert {s.spacing[0] for s in by_site(phantom, "N")} - set(THIN_SLICE_MM) == {3.0}
+
+
+def test_thin_slice_reads_are_the_same_people_thinner_and_noisier():
+    """``thin_slice_share`` reads a share of the studies as thin slices: the same person,
+    anatomy and dose (the draw has a generator of its own), a thickness from THIN_SLICE_MM and
+    the noise SD scaled by sqrt(site thickness / thin thickness)."""
+    options = dict(image_size=64, train_subjects=6, val_subjects=0, test_subjects=0,
+                   shift_subjects=4, slices_per_subject=3)
+    own = make_phantom_dataset(seed=5, thin_slice_share=0.0, **options)
+    thin = make_phantom_dataset(seed=5, thin_slice_share=1.0, **options)
+    for a, b in zip(all_subjects(own), all_subjects(thin)):
+        site = SITES[a.site]
+        assert (a.subject_id, a.age, a.sex, a.true_bmd) == (b.subject_id, b.age, b.sex,
+                                                             b.true_bmd)
+        assert a.spacing[0] == site.slice_mm and b.spacing[0] in THIN_SLICE_MM
+        assert a.spacing[1:] == b.spacing[1:]  # the same field of view
+        ratio = b.meta["protocol"]["noise_hu"] / a.meta["protocol"]["noise_hu"]
+        assert ratio == pytest.approx((site.slice_mm / b.spacing[0]) ** 0.5, rel=2e-3)
+    shares = [s.spacing[0] in THIN_SLICE_MM for s in all_subjects(
+        make_phantom_dataset(seed=5, thin_slice_share=0.3, **options))]
+    assert 0 < sum(shares) < len(shares)
 
 
 # -- the known BMD -----------------------------------------------------------------------------
@@ -281,6 +305,8 @@ def test_profile_options_reach_the_phantom(registry):
     ({"slices_per_subject": 2.5}, "slices_per_subject must be an integer"),
     ({"train_site": "X"}, "train_site must be one of N, S"),
     ({"bmd_scatter_hu": -1}, "bmd_scatter_hu must be a number >= 0"),
+    ({"thin_slice_share": 1.5}, "thin_slice_share must be a number from 0 to 1"),
+    ({"thin_slice_share": "half"}, "thin_slice_share must be a number from 0 to 1"),
 ])
 def test_bad_options_are_one_clear_user_error(options, message):
     with pytest.raises(UserError, match=message):

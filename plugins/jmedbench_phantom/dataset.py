@@ -30,7 +30,8 @@ from jmedbench_phantom.canvas import Canvas
 from jmedbench_phantom.cohort import (AGE_LAW, DEFAULT_BMD_SCATTER_HU, SITES, Person, Site,
                                       draw_person)
 from jmedbench_phantom.render import SubjectRenderer
-from jmedbench_phantom.scanner import (block_average, blur, calibrate, draw_protocol,
+from jmedbench_phantom.scanner import (DEFAULT_THIN_SLICE_SHARE, THIN_SLICE_MM, block_average,
+                                       blur, calibrate, draw_protocol, draw_thin_slice,
                                        kernel_weights, supersampling)
 from jmedbench_phantom.texture import FieldBank, noise_bank, trabecular_bank
 from jmedbench_phantom.vertebra import VertebraPainter
@@ -38,6 +39,10 @@ from jmedbench_phantom.vertebra import VertebraPainter
 SITE_CODES = {"N": 1, "S": 2}
 HU_LIMITS = (-1024.0, 3071.0)
 PROGRESS_FROM = 12  # subjects: below this a progress bar would only flicker
+
+
+THIN_SLICE_STREAM = 0x7415
+"""The generator of the thin-slice draw (:func:`draw_thin_slice`), apart from the subject's."""
 
 
 def subject_rng(seed: int, site: str, index: int) -> np.random.Generator:
@@ -159,12 +164,13 @@ def set_cancellous_mode(images: np.ndarray, cancellous: np.ndarray, true_bmd: fl
 
 
 def render_subject(person: Person, site: Site, size: int, n_slices: int, banks: SiteBanks,
-                   rng: np.random.Generator, erosion_mm: float = DEFAULT_EROSION_MM) -> Subject:
+                   rng: np.random.Generator, erosion_mm: float = DEFAULT_EROSION_MM,
+                   thin_slice_mm: float | None = None) -> Subject:
     """All slices of one subject: fine-grid anatomy over each slab, scanner imaging, labels by
     the shared rule, then the cancellous bone is moved by a few HU so that the Johnson-Su mode
     of its labelled pixels is the true BMD (:func:`set_cancellous_mode`)."""
     anat = draw_anatomy(rng, person, site)
-    protocol = draw_protocol(rng, site)
+    protocol = draw_protocol(rng, site, thin_slice_mm)
     pixel = site.fov_mm * rng.uniform(0.95, 1.05) / size
     k = banks.k
     sp = anat.spine
@@ -223,7 +229,7 @@ def render_subject(person: Person, site: Site, size: int, n_slices: int, banks: 
         "johnson_su": {"a": fit.a, "b": fit.b, "loc": fit.loc, "scale": fit.scale},
         "slice_z_mm": [round(float(z), 2) for z in positions],
         "slice_regions": regions,
-        "slice_thickness_mm": site.slice_mm,
+        "slice_thickness_mm": round(protocol.slice_mm, 3),
         "fov_mm": round(pixel * size, 2),
         "targeted_field": crop is not None,
         "protocol": protocol.to_dict(),
@@ -238,8 +244,9 @@ def render_subject(person: Person, site: Site, size: int, n_slices: int, banks: 
         "fitted_bmd_hu": round(float(fit.mode), 3),
         **anat.facts,
     }
-    return Subject(person.subject_id, images, labels, (site.slice_mm, pixel, pixel), site=site.code,
-                   sex=person.sex, age=float(person.age), true_bmd=person.true_bmd, meta=meta)
+    return Subject(person.subject_id, images, labels, (protocol.slice_mm, pixel, pixel),
+                   site=site.code, sex=person.sex, age=float(person.age),
+                   true_bmd=person.true_bmd, meta=meta)
 
 
 def _check(name: str, value, minimum: int) -> int:
@@ -249,7 +256,7 @@ def _check(name: str, value, minimum: int) -> int:
 
 
 def _fill_splits(plan, splits, seed, image_size, slices_per_subject, bmd_scatter_hu,
-                 erosion_mm, cache_dir, banks, progress, task) -> None:
+                 erosion_mm, thin_slice_share, cache_dir, banks, progress, task) -> None:
     """Render (or read from the cache) every subject of the plan into ``splits``."""
     for split, site_code, first, count in plan:
         if count == 0 and split == "unlabelled":
@@ -260,7 +267,8 @@ def _fill_splits(plan, splits, seed, image_size, slices_per_subject, bmd_scatter
             key = cache.subject_key(seed=seed, site=site_code, index=index,
                                     image_size=image_size, slices=slices_per_subject,
                                     bmd_scatter_hu=float(bmd_scatter_hu),
-                                    erosion_mm=float(erosion_mm))
+                                    erosion_mm=float(erosion_mm),
+                                    thin_slice_share=float(thin_slice_share))
             subject = cache.load(cache_dir, key) if cache_dir else None
             if subject is None:
                 if site_code not in banks:
@@ -268,8 +276,11 @@ def _fill_splits(plan, splits, seed, image_size, slices_per_subject, bmd_scatter
                 rng = subject_rng(seed, site_code, index)
                 person = draw_person(rng, subject_id(site_code, index), site_code,
                                      float(bmd_scatter_hu))
+                thin = draw_thin_slice(np.random.default_rng([seed, SITE_CODES[site_code],
+                                                              index, THIN_SLICE_STREAM]),
+                                       thin_slice_share)
                 subject = render_subject(person, site, image_size, slices_per_subject,
-                                         banks[site_code], rng, float(erosion_mm))
+                                         banks[site_code], rng, float(erosion_mm), thin)
                 if cache_dir:
                     cache.save(cache_dir, key, subject)
             subjects.append(subject)
@@ -281,7 +292,8 @@ def make_phantom_dataset(seed: int = 0, image_size: int = 128, train_subjects: i
                          val_subjects: int = 2, test_subjects: int = 6, shift_subjects: int = 6,
                          slices_per_subject: int = 8, unlabelled_subjects: int = 0,
                          train_site: str = "N", bmd_scatter_hu: float = DEFAULT_BMD_SCATTER_HU,
-                         erosion_mm: float = DEFAULT_EROSION_MM) -> Dataset:
+                         erosion_mm: float = DEFAULT_EROSION_MM,
+                         thin_slice_share: float = DEFAULT_THIN_SLICE_SHARE) -> Dataset:
     """Synthetic L1/L2 CT: train/val/test (and unlabelled) from ``train_site``, shift from the
     other site. See docs/phantom.md."""
     _check("train_subjects", train_subjects, 1)
@@ -300,6 +312,10 @@ def make_phantom_dataset(seed: int = 0, image_size: int = 128, train_subjects: i
     if isinstance(erosion_mm, bool) or not isinstance(erosion_mm, (int, float)) \
             or not erosion_mm > 0:
         raise UserError(f"[data.phantom] erosion_mm must be a number > 0, got {erosion_mm!r}")
+    if isinstance(thin_slice_share, bool) or not isinstance(thin_slice_share, (int, float)) \
+            or not 0 <= thin_slice_share <= 1:
+        raise UserError(f"[data.phantom] thin_slice_share must be a number from 0 to 1, "
+                        f"got {thin_slice_share!r}")
     shift_site = next(s for s in SITES if s != train_site)
     banks: dict[str, SiteBanks] = {}
     plan = [("train", train_site, 0, train_subjects)]
@@ -318,13 +334,13 @@ def make_phantom_dataset(seed: int = 0, image_size: int = 128, train_subjects: i
                   disable=total < PROGRESS_FROM) as progress:
         task = progress.add_task("phantom", total=total)
         _fill_splits(plan, splits, seed, image_size, slices_per_subject, bmd_scatter_hu,
-                     erosion_mm, cache_dir, banks, progress, task)
-    name = "phantom" if train_site == "N" else f"phantom-{train_site.lower()}"
+                     erosion_mm, thin_slice_share, cache_dir, banks, progress, task)
     name = "phantom" if train_site == "N" else f"phantom-{train_site.lower()}"
     info = {
         "seed": seed, "image_size": image_size, "train_site": train_site,
         "shift_site": shift_site, "bmd_scatter_hu": float(bmd_scatter_hu),
-        "erosion_mm": float(erosion_mm),
+        "erosion_mm": float(erosion_mm), "thin_slice_share": float(thin_slice_share),
+        "thin_slice_mm": list(THIN_SLICE_MM),
         "sites": {code: dataclasses.asdict(site) for code, site in SITES.items()},
         "age_law_stored_values": {f"{sex}{site}": {"k": k, "Z": z}
                                   for (sex, site), (k, z) in AGE_LAW.items()},

@@ -52,12 +52,42 @@ class Protocol:
                 "calibration_hu": self.calibration_hu, "bone_scale": self.bone_scale}
 
 
-def draw_protocol(rng: np.random.Generator, site: Site) -> Protocol:
+DEFAULT_THIN_SLICE_SHARE = 0.0
+"""Share of subjects whose study is read as thin slices (dataset option ``thin_slice_share``),
+reconstructed from the same acquisition (same dose and kernel): thinner slabs, less partial
+volume along z, more noise. 0, the sites' own slices: 0.3 was measured and not adopted
+(docs/phantom.md, "Thin-slice reads")."""
+THIN_SLICE_MM = (0.625, 1.0, 1.25, 1.5, 2.0)
+"""The thin reconstructions' slice thicknesses (one drawn, each as likely): what scanners
+offer for bone and for reformats."""
+SUB_PLANE_MM = 0.75
+"""Spacing of the fine anatomy's sub-planes across a thin slab (at least two)."""
+
+
+def draw_thin_slice(rng: np.random.Generator, share: float) -> float | None:
+    """A thin reconstruction's slice thickness with probability ``share``, else None (the
+    site's own). Two draws for every subject, from a generator of its own, so that the rest
+    of a subject does not depend on the share."""
+    chance, pick = rng.random(2)
+    if chance >= share:
+        return None
+    return THIN_SLICE_MM[int(pick * len(THIN_SLICE_MM))]
+
+
+def draw_protocol(rng: np.random.Generator, site: Site,
+                  thin_slice_mm: float | None = None) -> Protocol:
+    """``thin_slice_mm``: read the study as thin slices of this thickness instead of the site's
+    (noise SD scaled by sqrt(site thickness / thin thickness): the same photons per voxel
+    length)."""
     lo, hi = site.sigma_mm
     sigma = math.exp(rng.uniform(math.log(lo), math.log(hi)))
     noise = rng.uniform(*site.noise_hu)
-    return Protocol(site.slice_mm, site.sub_planes, sigma, noise, site.calibration_hu,
-                    site.bone_scale)
+    if thin_slice_mm is None:
+        return Protocol(site.slice_mm, site.sub_planes, sigma, noise, site.calibration_hu,
+                        site.bone_scale)
+    planes = max(2, math.ceil(thin_slice_mm / SUB_PLANE_MM - 1e-9))
+    noise *= math.sqrt(site.slice_mm / thin_slice_mm)
+    return Protocol(thin_slice_mm, planes, sigma, noise, site.calibration_hu, site.bone_scale)
 
 
 def supersampling(pixel_mm: float) -> int:
