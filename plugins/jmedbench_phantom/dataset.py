@@ -42,11 +42,16 @@ PROGRESS_FROM = 12  # subjects: below this a progress bar would only flicker
 
 
 THIN_SLICE_STREAM = 0x7415
-"""The generator of the thin-slice draw (:func:`draw_thin_slice`), apart from the subject's."""
 
 
 def subject_rng(seed: int, site: str, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, SITE_CODES[site], index])
+
+
+def thin_slice_rng(seed: int, site: str, index: int) -> np.random.Generator:
+    """The generator of a subject's thin-slice draw (:func:`draw_thin_slice`), apart from
+    :func:`subject_rng` so that the share moves nothing else."""
+    return np.random.default_rng([seed, SITE_CODES[site], index, THIN_SLICE_STREAM])
 
 
 def subject_id(site: str, index: int) -> str:
@@ -276,8 +281,7 @@ def _fill_splits(plan, splits, seed, image_size, slices_per_subject, bmd_scatter
                 rng = subject_rng(seed, site_code, index)
                 person = draw_person(rng, subject_id(site_code, index), site_code,
                                      float(bmd_scatter_hu))
-                thin = draw_thin_slice(np.random.default_rng([seed, SITE_CODES[site_code],
-                                                              index, THIN_SLICE_STREAM]),
+                thin = draw_thin_slice(thin_slice_rng(seed, site_code, index),
                                        thin_slice_share)
                 subject = render_subject(person, site, image_size, slices_per_subject,
                                          banks[site_code], rng, float(erosion_mm), thin)

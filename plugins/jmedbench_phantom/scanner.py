@@ -82,12 +82,11 @@ def draw_protocol(rng: np.random.Generator, site: Site,
     lo, hi = site.sigma_mm
     sigma = math.exp(rng.uniform(math.log(lo), math.log(hi)))
     noise = rng.uniform(*site.noise_hu)
-    if thin_slice_mm is None:
-        return Protocol(site.slice_mm, site.sub_planes, sigma, noise, site.calibration_hu,
-                        site.bone_scale)
-    planes = max(2, math.ceil(thin_slice_mm / SUB_PLANE_MM - 1e-9))
-    noise *= math.sqrt(site.slice_mm / thin_slice_mm)
-    return Protocol(thin_slice_mm, planes, sigma, noise, site.calibration_hu, site.bone_scale)
+    slice_mm, planes = site.slice_mm, site.sub_planes
+    if thin_slice_mm is not None:
+        slice_mm, planes = thin_slice_mm, max(2, math.ceil(thin_slice_mm / SUB_PLANE_MM - 1e-9))
+        noise *= math.sqrt(site.slice_mm / thin_slice_mm)
+    return Protocol(slice_mm, planes, sigma, noise, site.calibration_hu, site.bone_scale)
 
 
 def supersampling(pixel_mm: float) -> int:
